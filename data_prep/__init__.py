@@ -1,0 +1,1 @@
+"""Data preparation: PubMed + PMC Open Access -> clean documents -> tokenizer -> token shards."""
