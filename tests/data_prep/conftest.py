@@ -1,0 +1,81 @@
+"""Fixtures for the pipeline tests: small generated PubMed files (baseline + update) and helpers."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+WORDS = ("imatinib inhibited BCR-ABL kinase activity with an IC50 of 0.25 µM in K562 leukemia cells "
+         "while metformin lowered HbA1c and aspirin reduced platelet aggregation p < 0.05 in patients "
+         "receiving 100 mg daily the TP53 BRCA1 EGFR mutations were associated with resistance").split()
+
+
+def abstract_text(seed: int, n_words: int = 60) -> str:
+    h = hashlib.sha256(str(seed).encode()).digest()
+    return " ".join(WORDS[(h[i % 32] + i * 7) % len(WORDS)] for i in range(n_words)).capitalize() + "."
+
+
+def citation(pmid: int, title: str, abstract: str, version: int = 1, lang: str = "eng") -> str:
+    title, abstract = escape(title), escape(abstract)
+    return f"""<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM">
+<PMID Version="{version}">{pmid}</PMID>
+<Article PubModel="Print"><Journal><Title>Journal of Generated Tests</Title>
+<JournalIssue><PubDate><Year>2024</Year></PubDate></JournalIssue></Journal>
+<ArticleTitle>{title}</ArticleTitle>
+<Abstract><AbstractText Label="RESULTS">{abstract}</AbstractText></Abstract>
+<Language>{lang}</Language>
+<PublicationTypeList><PublicationType UI="D016428">Journal Article</PublicationType></PublicationTypeList>
+</Article></MedlineCitation>
+<PubmedData><ArticleIdList><ArticleId IdType="pubmed">{pmid}</ArticleId></ArticleIdList></PubmedData>
+</PubmedArticle>
+"""
+
+
+def pubmed_file(path: Path, citations: list[str], deletions: tuple[int, ...] = ()) -> Path:
+    dels = ""
+    if deletions:
+        dels = "<DeleteCitation>" + "".join(f'<PMID Version="1">{p}</PMID>' for p in deletions) + "</DeleteCitation>"
+    path.write_text('<?xml version="1.0" encoding="utf-8"?>\n<PubmedArticleSet>\n'
+                    + "".join(citations) + dels + "</PubmedArticleSet>\n", encoding="utf-8")
+    return path
+
+
+BASE_PMIDS = tuple(range(9_000_001, 9_000_041))
+DELETED_PMID = BASE_PMIDS[3]
+REVISED_PMID = BASE_PMIDS[5]
+REVISED_TITLE = "Revised title of a generated citation about imatinib"
+
+
+def write_generated_pubmed(folder: Path) -> dict:
+    """A baseline file and an update file (named like NCBI's, so they load in that order)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    base = [citation(p, f"Generated study {p} of kinase inhibitors", abstract_text(p)) for p in BASE_PMIDS]
+    pubmed_file(folder / "pubmed26n0001.xml", base)
+    update = [citation(REVISED_PMID, REVISED_TITLE, abstract_text(REVISED_PMID + 1), version=2),
+              citation(9_000_100, "A new citation in the update file on metformin", abstract_text(9_000_100))]
+    pubmed_file(folder / "pubmed26n0002.xml", update, deletions=(DELETED_PMID,))
+    return {"deleted": DELETED_PMID, "revised": REVISED_PMID}
+
+
+def write_hostile(path: Path) -> Path:
+    path.write_text('<?xml version="1.0"?>\n<!DOCTYPE PubmedArticleSet [\n<!ENTITY a "lol">\n'
+                    '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">\n<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">\n]>\n'
+                    "<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>1</PMID><Article>"
+                    "<ArticleTitle>&c;</ArticleTitle></Article></MedlineCitation></PubmedArticle></PubmedArticleSet>\n")
+    return path
+
+
+TRUNCATED_PMIDS = tuple(range(9_200_001, 9_200_301))
+
+
+def write_truncated_gzip(path: Path) -> Path:
+    """A PubMed .xml.gz cut in the middle: the parser yields records, then fails."""
+    import gzip
+
+    plain = path.with_suffix("")
+    pubmed_file(plain, [citation(p, f"Truncated file study {p}", abstract_text(p)) for p in TRUNCATED_PMIDS])
+    data = gzip.compress(plain.read_bytes(), mtime=0)
+    plain.unlink()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    return path
