@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(PY) -m data_prep source=demo out_dir=$(DEMO_DIR)/data
+	$(PY) -m data_prep source=demo out_dir=$(DEMO_DIR)/data split.val_fraction=0.05
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
