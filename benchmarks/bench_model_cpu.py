@@ -1,0 +1,105 @@
+"""CPU training step (forward + backward + AdamW), tokens/s: our decoder converted from a
+BioGptForCausalLM against that model itself, loss computed the same way outside both; then the
+overhead of the hybrid stages 2+3 on the same shape.
+
+    .venv/bin/python benchmarks/bench_model_cpu.py            # 4 layers, d=512, 8 heads, T=1024, batch 4
+    .venv/bin/python benchmarks/bench_model_cpu.py --steps 3 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+VOCAB = 42384
+
+
+def zipf_ids(B: int, T: int) -> torch.Tensor:
+    """Token ids with a Zipf (1/rank) distribution like real text, so a batch holds a realistic
+    number of distinct tokens (the character stage runs once per distinct token)."""
+    probs = 1.0 / torch.arange(1, VOCAB - 3, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    return 4 + torch.multinomial(probs, B * T, replacement=True, generator=g).view(B, T)
+
+
+def build(case: str, args):
+    from transformers import BioGptConfig, BioGptForCausalLM
+
+    from model.convert_hf import from_hf_biogpt
+
+    torch.manual_seed(0)
+    hf = BioGptForCausalLM(BioGptConfig(vocab_size=VOCAB, hidden_size=args.d_model, num_hidden_layers=args.layers,
+                                        num_attention_heads=args.heads, intermediate_size=4 * args.d_model,
+                                        max_position_embeddings=args.seq_len, hidden_dropout_prob=0.0,
+                                        attention_probs_dropout_prob=0.0))
+    if case == "hf":
+        return (lambda x, m=hf: m(x).logits), hf
+    hybrid = case == "ours_hybrid"
+    ours = from_hf_biogpt(hf, char_stage=hybrid, term_stage=hybrid, dropout=0.0, attn_dropout=0.0)
+    if hybrid:  # a realistic vocabulary (word-initial spaces, 3-10 characters) and open gates
+        ours.attach_vocab(["<s>", "<pad>", "</s>", "<unk>"] + [(" " if i % 3 == 0 else "") + f"t{i:x}" * (1 + i % 3)
+                                                               for i in range(VOCAB - 4)])
+        torch.nn.init.normal_(ours.embed.char_gate, std=0.1)
+        torch.nn.init.normal_(ours.embed.term_gate, std=0.1)
+    del hf
+    return ours, ours
+
+
+def make_step(case: str, args, x: torch.Tensor):
+    fwd, module = build(case, args)
+    fwd = torch.compile(fwd) if args.compile else fwd
+    opt = torch.optim.AdamW(module.parameters(), lr=1e-4)
+
+    def step():
+        logits = fwd(x[:, :-1])  # (B, T, V)
+        loss = F.cross_entropy(logits.reshape(-1, VOCAB).float(), x[:, 1:].reshape(-1))  # same loss for both
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--d-model", type=int, default=512)
+    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--seq-len", type=int, default=1024)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--compile", action="store_true", help="torch.compile both models (slow to build on CPU)")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    x = zipf_ids(args.batch, args.seq_len + 1)
+    cases = ("hf", "ours", "ours_hybrid")
+    steps = {c: make_step(c, args, x) for c in cases}
+    # The cases take turns step by step, so load from other processes hits them alike.
+    times: dict[str, list[float]] = {c: [] for c in cases}
+    for i in range(args.warmup + args.steps):
+        for c in cases:
+            t = time.perf_counter()
+            steps[c]()
+            if i >= args.warmup:
+                times[c].append(time.perf_counter() - t)
+    sec = {c: sorted(v)[len(v) // 2] for c, v in times.items()}
+    print(f"train step, B={args.batch} T={args.seq_len} {args.layers} layers d={args.d_model}, vocab {VOCAB}, "
+          f"{args.threads} threads, median of {args.steps} interleaved steps")
+    for c in cases:
+        print(f"  {c:12s} {sec[c]:7.2f} s/step  {args.batch * args.seq_len / sec[c]:8.0f} tok/s   "
+              f"(steps: {', '.join(f'{t:.1f}' for t in times[c])})")
+    print(f"ours / BioGptForCausalLM: {sec['hf'] / sec['ours']:.2f}x tokens/s (goal >= 1.0x)")
+    print(f"hybrid stages 2+3 overhead: {100 * (sec['ours_hybrid'] / sec['ours'] - 1):+.1f}% of step time (goal <= 10%)")
+
+
+if __name__ == "__main__":
+    main()
