@@ -35,17 +35,24 @@ install_packages() {
 
 write_config() {
     local cpus mem_mb
+    # At least 4 schedulable CPUs even on a 2-core machine (config_overrides below lets slurmd
+    # accept more than it counts): the test jobs mostly wait (requeue delays, polling), so several
+    # can share the cores; a real cluster never needs this.
     cpus=$(nproc)
+    [ "$cpus" -lt 4 ] && cpus=4
     # Leave ~1 GiB to the OS so slurmd does not drain the node for "low RealMemory".
     mem_mb=$(( $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) - 1024 ))
     mkdir -p "$CONF_DIR" "$STATE"/{ctld,d,log} /run/munge /var/log/munge /var/lib/munge /etc/munge
-    cat > "$CONF" <<CONF
+    cat > "$CONF.new" <<CONF
 # Written by slurm/local-cluster.sh: a single-node test cluster on $HOST.
 ClusterName=biogpt-local
 SlurmctldHost=$HOST
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+# A requeued job waits cred_expire+1 s before it may start again (default 120 s); 5 s keeps the
+# requeue tests short. Real clusters keep their default.
+AuthInfo=cred_expire=5
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/d
 SlurmctldPidFile=$STATE/slurmctld.pid
@@ -57,7 +64,13 @@ TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
+# A job that asks for no memory gets its CPUs' share, not the whole node (the default), so small
+# jobs can run side by side.
+DefMemPerCPU=$(( mem_mb / cpus ))
 SchedulerType=sched/backfill
+# Look at pending jobs every 2 s (defaults: 60 s main loop, 30 s backfill): a requeued or dependent
+# job starts as soon as it may, which keeps the tests short on a one-node cluster.
+SchedulerParameters=sched_interval=2,bf_interval=2
 ReturnToService=2
 JobRequeue=1
 MaxJobCount=10000
@@ -69,6 +82,7 @@ SlurmctldTimeout=30
 SlurmdTimeout=30
 InactiveLimit=0
 MpiDefault=none
+SlurmdParameters=config_overrides
 LaunchParameters=use_interactive_step
 NodeName=$HOST CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
@@ -76,6 +90,13 @@ CONF
     # No cgroup.conf: with proctrack/linuxproc and task/none, slurmd 22.05 then needs no cgroup
     # plugin at all (its "CgroupPlugin=disabled" value only exists from 23.x on).
     rm -f "$CONF_DIR/cgroup.conf"
+    if [ -f "$CONF" ] && cmp -s "$CONF.new" "$CONF"; then
+        rm -f "$CONF.new"
+        CONFIG_CHANGED=0
+    else
+        mv "$CONF.new" "$CONF"
+        CONFIG_CHANGED=1
+    fi
 }
 
 start_munge() {
@@ -111,11 +132,33 @@ wait_idle() {
     return 1
 }
 
+stop_daemons() {
+    # By the pids the daemons wrote (this script started them), never by process name.
+    local name pid
+    for name in slurmd slurmctld; do
+        pid=$(cat "$STATE/$name.pid" 2>/dev/null || true)
+        # A stale pid file may name an unrelated process by now: check the name first.
+        if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ]; then
+            kill "$pid" 2>/dev/null || true
+        fi
+    done
+    for _ in $(seq 1 40); do
+        pgrep -x slurmd >/dev/null || pgrep -x slurmctld >/dev/null || return 0
+        sleep 0.5
+    done
+    echo "local-cluster: slurmd/slurmctld still running after 20 s" >&2
+    return 1
+}
+
 up() {
     need_root
     install_packages
     write_config
     start_munge
+    if [ "$CONFIG_CHANGED" = 1 ] && { pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null; }; then
+        echo "local-cluster: slurm.conf changed; restarting the daemons"
+        stop_daemons
+    fi
     pgrep -x slurmctld >/dev/null || /usr/sbin/slurmctld -i
     pgrep -x slurmd >/dev/null || /usr/sbin/slurmd
     wait_idle
@@ -123,12 +166,7 @@ up() {
 
 down() {
     need_root
-    pkill -x slurmd 2>/dev/null || true
-    pkill -x slurmctld 2>/dev/null || true
-    for _ in $(seq 1 20); do
-        pgrep -x slurmd >/dev/null || pgrep -x slurmctld >/dev/null || break
-        sleep 0.5
-    done
+    stop_daemons
     echo "local-cluster: stopped"
 }
 

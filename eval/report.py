@@ -1,0 +1,69 @@
+"""results.json, results.md and the figures under out_dir."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from eval.files import atomic_write_json, atomic_write_text
+
+PERCENT = {"accuracy", "macro_f1", "precision", "recall", "f1", "ontology_precision", "ontology_recall", "ontology_f1"}
+
+
+def _fmt(key: str, value) -> str:
+    if isinstance(value, float):
+        return f"{100 * value:.2f}" if key in PERCENT else f"{value:.4f}"
+    return str(value)
+
+
+def markdown(results: dict) -> str:
+    lines = [f"# {results['task']}", "", f"Source: `{results['source']}`", ""]
+    if results.get("limit"):
+        lines += [f"**Subset**: first {results['limit']} test items only; not comparable with published numbers.", ""]
+    if results["metrics"]:
+        lines += ["| metric | value |", "|---|---|"]
+        for k, v in results["metrics"].items():
+            lines.append(f"| {k}{' (%)' if k in PERCENT else ''} | {_fmt(k, v)} |")
+    if results.get("counts"):
+        lines += ["", "| count | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in results["counts"].items()]
+    for g in results.get("generations", []):
+        lines += ["", f"**Prompt {g['id']}**: {g['prompt']}", "", "> " + g["generation"].replace("\n", "\n> ")]
+    return "\n".join(lines) + "\n"
+
+
+def confusion_png(path: Path, confusion: dict, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on cluster nodes
+    import matplotlib.pyplot as plt
+
+    m = confusion["matrix"]
+    fig, ax = plt.subplots(figsize=(4.5, 3.6))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(confusion["columns_pred"])), confusion["columns_pred"])
+    ax.set_yticks(range(len(confusion["rows_gold"])), confusion["rows_gold"])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title(title)
+    vmax = max(max(r) for r in m) or 1
+    for i, row in enumerate(m):
+        for j, v in enumerate(row):
+            ax.text(j, i, str(v), ha="center", va="center", color="white" if v > vmax / 2 else "black")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write(out_dir: Path, results: dict, items: list[dict] | None = None) -> None:
+    """Flat metrics at the top level of results.json (e.g. results["accuracy"]), details below."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    flat = {**results["metrics"], **{k: v for k, v in results.items() if k != "metrics"}, "metrics": results["metrics"]}
+    atomic_write_json(out_dir / "results.json", flat)
+    atomic_write_text(out_dir / "results.md", markdown(results))
+    if items is not None:
+        atomic_write_text(out_dir / "items.jsonl", "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items))
+    if "confusion" in results.get("extra", {}):
+        confusion_png(out_dir / "confusion_matrix.png", results["extra"]["confusion"], results["task"])

@@ -1,0 +1,257 @@
+"""Submit data prep and training to Slurm with the resources read from the composed Hydra config.
+
+    python slurm/submit.py pretrain experiment=biogpt_8gpu run_dir=/scratch/me/biogpt-8gpu
+    python slurm/submit.py pretrain experiment=biogpt_8gpu trainer.num_nodes=4 run_dir=...   # multi-node
+    python slurm/submit.py prep source=pubmed_baseline out_dir=/scratch/me/pubmed task.count=32 workers=4
+    python slurm/submit.py --dry-run pretrain ...      # print the sbatch command lines, submit nothing
+
+The arguments after the job kind are exactly the overrides `python -m train` / `python -m data_prep`
+take. They are composed here first (so a typo fails now, not after a day in the queue), then:
+
+  pretrain  --nodes = trainer.num_nodes, --ntasks-per-node = trainer.devices,
+            --gpus-per-node = trainer.devices (GPU accelerators only),
+            --cpus-per-task = data.num_workers + 1; slurm/pretrain.sbatch on one node,
+            slurm/pretrain_multinode.sbatch on several. Log: <run_dir>/slurm-<jobid>.out.
+  prep      prep_fetch.sbatch, then prep_map.sbatch as --array=0-(task.count-1) (afterok the
+            fetch), then prep_merge.sbatch (afterok the whole array); --cpus-per-task = workers.
+            Logs: <out_dir>/slurm/.
+
+Slurm options that are site policy, not config (partition, account, time limit, QoS) go before the
+job kind: --partition, --account, --time, --qos, or any sbatch option through --sbatch=...
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SLURM_DIR = ROOT / "slurm"
+CONF_DIR = ROOT / "conf"
+GPU_ACCELERATORS = ("gpu", "cuda")
+# Overrides the templates set themselves (last on the command line, so they win): a user value
+# for them is dropped here with a note rather than silently ignored.
+PREP_OWNED = ("stage", "task.index", "task.count")
+TRAIN_OWNED = ("trainer.requeue_on_signal",)
+
+
+class SubmitError(RuntimeError):
+    """A config value cannot be turned into a valid Slurm request; the message names the key."""
+
+
+@dataclass(frozen=True)
+class TrainResources:
+    nodes: int
+    tasks_per_node: int
+    gpus_per_node: int | None
+    cpus_per_task: int
+
+    def sbatch_args(self) -> list[str]:
+        args = [f"--nodes={self.nodes}", f"--ntasks-per-node={self.tasks_per_node}",
+                f"--cpus-per-task={self.cpus_per_task}"]
+        if self.gpus_per_node:
+            args.append(f"--gpus-per-node={self.gpus_per_node}")
+        return args
+
+
+@dataclass
+class Submission:
+    """One sbatch call: its arguments, the template, the job overrides, and where its id goes."""
+
+    name: str
+    sbatch_args: list[str]
+    template: Path
+    overrides: list[str]
+    depends_on: str | None = None  # name of an earlier Submission (afterok)
+    log_dir: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def argv(self, job_ids: dict[str, str]) -> list[str]:
+        args = ["sbatch", "--parsable", *self.sbatch_args]
+        if self.depends_on is not None:
+            dep = job_ids.get(self.depends_on, f"${self.depends_on.upper()}_JOB")
+            args.append(f"--dependency=afterok:{dep}")
+        if self.env:
+            args.append("--export=" + ",".join(["ALL", *(f"{k}={v}" for k, v in sorted(self.env.items()))]))
+        return [*args, str(self.template), *self.overrides]
+
+
+# ---- config ------------------------------------------------------------------------------------
+
+def compose(config_name: str, overrides: Sequence[str]) -> Any:
+    """The config `python -m <app>` would see, composed from conf/ with the same overrides."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            return hydra_compose(config_name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as e:
+        msg = " ".join(str(e).split())
+        raise SubmitError(f"conf/{config_name}.yaml with {' '.join(overrides) or 'no overrides'}: {msg}") from None
+
+
+def validate(config_name: str, cfg: Any) -> None:
+    """The app's own typed check, so a wrong value fails at submission, naming its key."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # `python slurm/submit.py` puts slurm/, not the repo, on the path
+    if config_name == "train":
+        from train.config import ConfigError, TrainConfig
+
+        try:
+            TrainConfig.from_omegaconf(cfg)
+        except ConfigError as e:
+            raise SubmitError(str(e)) from None
+    else:
+        from data_prep.config import build_config
+        from data_prep.errors import PrepError
+
+        try:
+            build_config(cfg)
+        except (PrepError, ValueError) as e:
+            raise SubmitError(str(e)) from None
+
+
+def _positive_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SubmitError(f"config key '{key}': Slurm needs a number >= 1 here, got {value!r}")
+    return value
+
+
+def train_resources(cfg: Any) -> TrainResources:
+    """One Slurm task per device (what SLURMEnvironment expects), `devices` GPUs on every node."""
+    devices = _positive_int(cfg.trainer.devices, "trainer.devices")
+    nodes = _positive_int(cfg.trainer.num_nodes, "trainer.num_nodes")
+    workers = cfg.data.num_workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise SubmitError(f"config key 'data.num_workers': must be an integer >= 0, got {workers!r}")
+    gpus = devices if str(cfg.trainer.accelerator).lower() in GPU_ACCELERATORS else None
+    return TrainResources(nodes=nodes, tasks_per_node=devices, gpus_per_node=gpus, cpus_per_task=workers + 1)
+
+
+def _split_owned(overrides: Sequence[str], owned: Sequence[str]) -> tuple[list[str], list[str]]:
+    keep, dropped = [], []
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        (dropped if key in owned else keep).append(o)
+    return keep, dropped
+
+
+def _abs_path(value: Any, key: str) -> Path:
+    if value in (None, "", "???"):
+        raise SubmitError(f"config key '{key}': required (a directory every node can see)")
+    return Path(str(value)).expanduser().resolve()
+
+
+def _job_env() -> dict[str, str]:
+    """What the templates need to find the project: its root and its Python (the repo's .venv)."""
+    venv = ROOT / ".venv" / "bin" / "python"
+    return {"BIOGPT_ROOT": str(ROOT), "BIOGPT_PYTHON": str(venv) if venv.is_file() else sys.executable}
+
+
+# ---- plans -------------------------------------------------------------------------------------
+
+def plan_pretrain(overrides: Sequence[str], site_args: Sequence[str], template: str | None = None) -> list[Submission]:
+    overrides, dropped = _split_owned(overrides, TRAIN_OWNED)
+    for o in dropped:
+        print(f"submit: ignoring {o}: under the templates the batch shell requeues (docs/slurm.md)", file=sys.stderr)
+    cfg = compose("train", overrides)
+    validate("train", cfg)
+    res = train_resources(cfg)
+    run_dir = _abs_path(cfg.run_dir, "run_dir")
+    if template is None:
+        template = "pretrain_multinode.sbatch" if res.nodes > 1 else "pretrain.sbatch"
+    # run_dir passed once, absolute: the job runs in this directory, but --output must be absolute.
+    overrides, _ = _split_owned(overrides, ("run_dir",))
+    return [Submission(
+        name="pretrain", template=SLURM_DIR / template,
+        sbatch_args=[*res.sbatch_args(), f"--chdir={os.getcwd()}", f"--output={run_dir}/slurm-%j.out",
+                     *site_args],
+        overrides=[*overrides, f"run_dir={run_dir}"], log_dir=run_dir, env=_job_env())]
+
+
+def plan_prep(overrides: Sequence[str], site_args: Sequence[str]) -> list[Submission]:
+    # Validated as one map task would see it (task.count > 1 is only valid with stage=map).
+    cfg = compose("prep", [*overrides, "stage=map", "task.index=0"])
+    validate("prep", cfg)
+    count = _positive_int(cfg.task.count, "task.count")
+    workers = _positive_int(cfg.workers, "workers")
+    out_dir = _abs_path(cfg.out_dir, "out_dir")
+    overrides, _ = _split_owned(overrides, (*PREP_OWNED, "out_dir"))  # templates set stage/task; out_dir absolute
+    overrides = [*overrides, f"out_dir={out_dir}"]
+    log_dir = out_dir / "slurm"
+    common = [f"--chdir={os.getcwd()}", *site_args]
+    env = _job_env()
+    return [
+        Submission("fetch", [*common, "--cpus-per-task=1", f"--output={log_dir}/%x-%j.out"],
+                   SLURM_DIR / "prep_fetch.sbatch", overrides, log_dir=log_dir, env=env),
+        Submission("map", [*common, f"--array=0-{count - 1}", f"--cpus-per-task={workers}",
+                           f"--output={log_dir}/%x-%A_%a.out"],
+                   SLURM_DIR / "prep_map.sbatch", overrides, depends_on="fetch", log_dir=log_dir, env=env),
+        Submission("merge", [*common, "--cpus-per-task=1", f"--output={log_dir}/%x-%j.out"],
+                   SLURM_DIR / "prep_merge.sbatch", overrides, depends_on="map", log_dir=log_dir, env=env),
+    ]
+
+
+def submit(plan: Sequence[Submission], dry_run: bool = False) -> dict[str, str]:
+    """Run sbatch for each submission in order (dependencies by job id); return name -> job id."""
+    ids: dict[str, str] = {}
+    for s in plan:
+        argv = s.argv(ids)
+        if dry_run:
+            print(shlex.join(argv))
+            continue
+        if s.log_dir is not None:
+            s.log_dir.mkdir(parents=True, exist_ok=True)  # Slurm does not create the log's folder
+        try:
+            out = subprocess.run(argv, check=True, capture_output=True, text=True)
+        except FileNotFoundError:
+            raise SubmitError("sbatch not found: run this on a Slurm login node (or slurm/local-cluster.sh up)") from None
+        except subprocess.CalledProcessError as e:
+            raise SubmitError(f"sbatch {s.template.name} failed: {e.stderr.strip() or e.stdout.strip()}") from None
+        ids[s.name] = out.stdout.strip().split(";")[0]  # "--parsable" prints "id[;cluster]"
+        print(f"submitted {s.name}: job {ids[s.name]} ({s.template.name})")
+    return ids
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--dry-run", action="store_true", help="print the sbatch command lines, submit nothing")
+    p.add_argument("--partition", help="sbatch --partition")
+    p.add_argument("--account", help="sbatch --account")
+    p.add_argument("--time", help="sbatch --time (e.g. 48:00:00)")
+    p.add_argument("--qos", help="sbatch --qos")
+    p.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
+                   help="any other sbatch option, e.g. --sbatch=--constraint=a100 (repeatable)")
+    p.add_argument("--template", help="pretrain only: a template in slurm/ instead of the one chosen by num_nodes")
+    p.add_argument("kind", choices=("pretrain", "prep"))
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m train / python -m data_prep")
+    args = p.parse_args(argv)
+    site = [f"--{k}={v}" for k in ("partition", "account", "time", "qos") if (v := getattr(args, k))]
+    site += args.sbatch
+    try:
+        if args.kind == "pretrain":
+            plan = plan_pretrain(args.overrides, site, args.template)
+        else:
+            if args.template:
+                raise SubmitError("--template applies to pretrain only")
+            plan = plan_prep(args.overrides, site)
+        submit(plan, args.dry_run)
+    except SubmitError as e:
+        print(f"submit: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""`python -m train [experiment=demo] run_dir=<dir> [trainer.max_steps=N] [resume=auto|none|<ckpt>]`."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .module import TrainingDiverged
+    from .run import run
+    from .sampler import ResumeError
+
+    try:
+        result = run(cfg)
+    except (ConfigError, CheckpointError, ResumeError, TrainingDiverged, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(f"{result.state} at step {result.step}; run dir {result.run_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Training control: per-step metrics (metrics.csv, loggers, MFU), `last.ckpt` refreshes, signal
+handling for preemption, and fault injection for the resume tests.
+
+Signals (Slurm preemption): SIGTERM or SIGUSR1 only sets a flag; at the end of the current
+optimizer step every rank agrees to stop, `checkpoints/last.ckpt` is written, `status.json`
+says `preempted`, and `python -m train` exits 0. Requeueing belongs to exactly one component:
+with `trainer.requeue_on_signal=true` this process runs `scontrol requeue $SLURM_JOB_ID`
+itself; otherwise the caller (the sbatch script's trap) does.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from .checkpoint import LAST
+
+METRIC_FIELDS = ["step", "loss", "lr", "grad_norm", "tokens_per_s", "tokens_seen", "mfu", "time"]
+VAL_FIELDS = ["step", "val_loss", "time"]
+
+
+def write_status(run_dir: Path, state: str, **extra) -> None:
+    tmp = run_dir / "status.json.tmp"
+    tmp.write_text(json.dumps({"state": state, "time": time.time(), **extra}, indent=2))
+    os.replace(tmp, run_dir / "status.json")
+
+
+def _truncate_csv(path: Path, max_step: int) -> None:
+    """Drop rows past `max_step`: a killed run may have logged steps after its last checkpoint."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= max_step]
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows(keep)
+    os.replace(tmp, path)
+
+
+def _peak_flops(world_size: int) -> float | None:
+    if not torch.cuda.is_available():
+        return None
+    from model.flops import PEAK_BF16_FLOPS
+
+    name = torch.cuda.get_device_name()
+    for key, peak in PEAK_BF16_FLOPS.items():
+        if key.lower() in name.lower():
+            return peak * world_size
+    return None
+
+
+class TrainingControl(L.Callback):
+    def __init__(self, run_dir: str | Path, every_n_steps: int, seq_len: int, requeue_on_signal: bool = False,
+                 sigkill_at_step: int | None = None, sigterm_at_step: int | None = None):
+        self.run_dir = Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.every = every_n_steps
+        self.seq_len = seq_len
+        self.requeue_on_signal = requeue_on_signal
+        self.sigkill_at_step, self.sigterm_at_step = sigkill_at_step, sigterm_at_step
+        self.signal_received: int | None = None
+        self.stopped_by_signal = False
+        self._old_handlers: dict = {}
+        self._flops_per_token: float | None = None
+        self._peak: float | None = None
+        self._last_saved_step = -1
+        self._t0 = time.time()
+
+    # -- setup --------------------------------------------------------------------------------
+    def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
+        # Installed after Lightning's own handlers (registered before this hook) so ours win:
+        # Lightning's SIGTERM path raises mid-step and its SLURM SIGUSR1 path requeues by itself.
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            self._old_handlers[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._on_signal)
+        from model.flops import flops_per_token
+
+        self._flops_per_token = flops_per_token(pl_module.model_config, self.seq_len)
+        self._peak = _peak_flops(trainer.world_size)
+        self._last_saved_step = trainer.global_step
+        if trainer.is_global_zero:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            for name, fields in (("metrics.csv", METRIC_FIELDS), ("val_metrics.csv", VAL_FIELDS)):
+                path = self.run_dir / name
+                _truncate_csv(path, trainer.global_step)
+                if not path.is_file():
+                    with open(path, "w", newline="") as f:
+                        csv.writer(f).writerow(fields)
+            write_status(self.run_dir, "running", step=trainer.global_step)
+
+    def _on_signal(self, signum, frame) -> None:
+        self.signal_received = signum
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        for sig, handler in self._old_handlers.items():
+            signal.signal(sig, handler)
+        self._old_handlers = {}
+
+    # -- every batch --------------------------------------------------------------------------
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        stats, pl_module.last_step = pl_module.last_step, None
+        if stats is None:  # accumulating, or a skipped (non-finite) step: nothing completed
+            return
+        step = trainer.global_step
+        self._log_step(trainer, pl_module, step, stats)
+        if self.sigterm_at_step is not None and step == self.sigterm_at_step and trainer.is_global_zero:
+            # rank 0 only: the other ranks must learn of it through the all-reduce below
+            os.kill(os.getpid(), signal.SIGTERM)
+        stop = self.signal_received is not None
+        if trainer.world_size > 1:
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if step % self.every == 0 or stop or step == self.sigkill_at_step:
+            self.save_last(trainer)
+        if step == self.sigkill_at_step:
+            os.kill(os.getpid(), signal.SIGKILL)  # simulated crash, right after the checkpoint
+        if stop:
+            self.stopped_by_signal = True
+            trainer.should_stop = True
+            if trainer.is_global_zero:
+                write_status(self.run_dir, "preempted", step=step, signal=self.signal_received or 0)
+
+    def _log_step(self, trainer, pl_module, step: int, s: dict) -> None:
+        tps = s["tokens"] / s["seconds"] if s["seconds"] > 0 else float("nan")
+        mfu = tps * self._flops_per_token / self._peak if self._peak and self._flops_per_token else float("nan")
+        values = {"train/lr": s["lr"], "train/grad_norm": s["grad_norm"], "train/tokens_per_s": tps,
+                  "train/tokens_seen": float(pl_module.tokens_seen)}
+        if self._peak:
+            values["train/mfu"] = mfu
+        for k, v in values.items():
+            pl_module.log(k, v, on_step=True, prog_bar=k == "train/tokens_per_s", rank_zero_only=True)
+        if trainer.is_global_zero:
+            with open(self.run_dir / "metrics.csv", "a", newline="") as f:
+                csv.writer(f).writerow([step, repr(s["loss"]), repr(s["lr"]), repr(s["grad_norm"]), f"{tps:.1f}",
+                                        pl_module.tokens_seen, f"{mfu:.4f}", f"{time.time() - self._t0:.2f}"])
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        val = trainer.callback_metrics.get("val/loss")
+        if val is not None and (self.run_dir / "val_metrics.csv").is_file():
+            with open(self.run_dir / "val_metrics.csv", "a", newline="") as f:
+                csv.writer(f).writerow([trainer.global_step, repr(float(val)), f"{time.time() - self._t0:.2f}"])
+
+    def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
+        if pl_module.diverged is None and not self.stopped_by_signal:
+            self.save_last(trainer)
+            if trainer.is_global_zero:
+                write_status(self.run_dir, "completed", step=trainer.global_step)
+
+    def save_last(self, trainer: L.Trainer) -> None:
+        if trainer.global_step == self._last_saved_step and (self.ckpt_dir / LAST).is_file():
+            return
+        trainer.save_checkpoint(self.ckpt_dir / LAST, weights_only=False)  # full state, atomic (SafeCheckpointIO)
+        self._last_saved_step = trainer.global_step

@@ -1,0 +1,170 @@
+"""`run(cfg)`: validate the config, build data + module + trainer, fit, and report.
+
+Kept apart from the `@hydra.main` wrapper (`train/__main__.py`) so tests call it directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from .checkpoint import SafeCheckpointIO, find_resume
+from .config import ConfigError, TrainConfig
+from .tracking import build_logger, scrub
+
+
+@dataclass
+class RunResult:
+    state: str  # completed | preempted | diverged
+    step: int
+    run_dir: Path
+    best_checkpoint: str | None
+    last_checkpoint: Path | None
+
+
+def build_strategy(cfg: TrainConfig):
+    s = cfg.strategy
+    if s.name == "auto":
+        return "auto"
+    backend = s.process_group_backend or ("gloo" if cfg.trainer.accelerator == "cpu" else "nccl")
+    if s.name == "ddp":
+        from lightning.pytorch.strategies import DDPStrategy
+
+        return DDPStrategy(process_group_backend=backend, find_unused_parameters=s.find_unused_parameters)
+    if s.name == "fsdp":
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        from model.block import Block
+
+        return FSDPStrategy(auto_wrap_policy={Block}, sharding_strategy=s.sharding_strategy,
+                            activation_checkpointing_policy={Block} if cfg.trainer.activation_checkpointing else None,
+                            state_dict_type="full", process_group_backend=backend)
+    from lightning.pytorch.strategies import DeepSpeedStrategy
+
+    strat = DeepSpeedStrategy(stage=s.stage, offload_optimizer=s.offload_optimizer,
+                              offload_parameters=s.offload_parameters, process_group_backend=backend)
+    # Manual optimization: the engine clips, so the clip value goes into its config.
+    strat.config["gradient_clipping"] = cfg.trainer.gradient_clip_val or 0.0
+    return strat
+
+
+def build_datamodule(cfg: TrainConfig, tokenizer_file: Path):
+    t, d = cfg.task, cfg.data
+    if t.is_pretrain:
+        from .data import PretrainDataModule
+
+        return PretrainDataModule(t.data_dir, t.seq_len, d.batch_size, cfg.seed, d.num_workers, d.val_batches,
+                                  d.pin_memory)
+    from .finetune_data import FinetuneDataModule
+
+    return FinetuneDataModule(t.name, t.train_file, t.val_file, tokenizer_file, t.seq_len, d.batch_size, cfg.seed,
+                              num_workers=d.num_workers, val_batches=d.val_batches, pin_memory=d.pin_memory)
+
+
+def build_module(cfg: TrainConfig, vocab: list[str] | None, meta: dict[str, Any] | None = None):
+    from .module import LMModule
+
+    mc = cfg.model_config()
+    if vocab is not None and len(vocab) != mc.vocab_size:
+        raise ConfigError("model.vocab_size", f"{mc.vocab_size} but the tokenizer has {len(vocab)} tokens; "
+                          f"set model.vocab_size={len(vocab)}")
+    tr = cfg.trainer
+    return LMModule(mc, cfg.optim, tr.max_steps, accumulate=tr.accumulate_grad_batches, clip=tr.gradient_clip_val,
+                    max_nan_skips=tr.max_nan_skips, vocab=vocab, seed=cfg.seed, init_from=cfg.task.init_from,
+                    meta=meta, debug=cfg.debug, compile=tr.compile, activation_checkpointing=tr.activation_checkpointing,
+                    strategy=cfg.strategy.name, zero_stage=cfg.strategy.stage if cfg.strategy.name == "deepspeed" else 0)
+
+
+def build_trainer(cfg: TrainConfig, run_dir: Path, logger, control) -> L.Trainer:
+    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+
+    tr = cfg.trainer
+    callbacks: list = [control]
+    if tr.save_top_k > 0:
+        callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor="val/loss", mode="min",
+                                         save_top_k=tr.save_top_k, auto_insert_metric_name=False,
+                                         filename="best-step={step}-val_loss={val/loss:.4f}", save_last=False))
+    if tr.progress_bar:
+        callbacks.append(RichProgressBar(leave=True))
+    plugins: list = [SafeCheckpointIO()]
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    if SLURMEnvironment.detect():
+        # Lightning's own SLURM handler would save an hpc checkpoint and requeue on SIGUSR1;
+        # requeueing is ours (trainer.requeue_on_signal) or the sbatch script's, never both.
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    return L.Trainer(
+        accelerator=tr.accelerator, devices=tr.devices, num_nodes=tr.num_nodes, precision=tr.precision,
+        strategy=build_strategy(cfg), max_steps=tr.max_steps, max_epochs=-1,
+        val_check_interval=tr.val_check_interval * tr.accumulate_grad_batches, check_val_every_n_epoch=None,
+        num_sanity_val_steps=0, log_every_n_steps=tr.log_every_n_steps, logger=logger, callbacks=callbacks,
+        plugins=plugins, default_root_dir=str(run_dir), use_distributed_sampler=False,
+        enable_progress_bar=tr.progress_bar, enable_model_summary=False)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run(cfg: Any) -> RunResult:
+    """Train according to `cfg` (a Hydra/OmegaConf config, or a plain dict of the same shape)."""
+    from .callbacks import TrainingControl, write_status
+    from .module import TrainingDiverged
+    from .plot import plot_loss
+    from .tokenizer_io import decoded_vocab, load_tokenizer, tokenizer_path
+
+    tc = TrainConfig.from_omegaconf(cfg)  # fails here, naming the key, before any work
+    run_dir = Path(tc.run_dir).resolve()
+    resume_from = find_resume(run_dir, tc.resume)
+    tok_file = tokenizer_path(tc.task.data_dir, tc.task.tokenizer)
+    tok = load_tokenizer(tok_file)
+    vocab = decoded_vocab(tok)
+    if tc.task.vocab_size_from_tokenizer:
+        tc.model = {**tc.model, "vocab_size": len(vocab)}
+
+    L.seed_everything(tc.seed, workers=True, verbose=False)
+    resolved = scrub(tc.to_dict())
+    rank_zero = int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+    if rank_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write(run_dir / "config.json", json.dumps(resolved, indent=2))
+        if not (run_dir / "tokenizer.json").is_file():
+            shutil.copyfile(tok_file, run_dir / "tokenizer.json")  # the run dir is self-contained for eval
+    meta = {"config": resolved, "task": tc.task.name, "tokenizer_path": str(run_dir / "tokenizer.json")}
+
+    datamodule = build_datamodule(tc, tok_file)
+    module = build_module(tc, vocab, meta)
+    control = TrainingControl(run_dir, tc.trainer.checkpoint_every_n_steps, tc.task.seq_len,
+                              tc.trainer.requeue_on_signal, tc.debug.sigkill_at_step, tc.debug.sigterm_at_step)
+    logger = build_logger(tc, run_dir, resolved)
+    trainer = build_trainer(tc, run_dir, logger, control)
+    # Lightning warns that our dataloader "is not resumable" because it does not see a stateful
+    # DataLoader; the position is restored by ResumableDataModule instead (see docs/training.md).
+    warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+
+    best = next((cb.best_model_path for cb in trainer.callbacks if hasattr(cb, "best_model_path")), None) or None
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if trainer.is_global_zero:
+        plot_loss(run_dir)
+    if module.diverged:
+        if trainer.is_global_zero:
+            write_status(run_dir, "diverged", step=trainer.global_step, message=module.diverged)
+        raise TrainingDiverged(module.diverged)
+    state = "preempted" if control.stopped_by_signal else "completed"
+    if state == "preempted" and tc.trainer.requeue_on_signal and trainer.is_global_zero:
+        job = os.environ.get("SLURM_ARRAY_JOB_ID")
+        job = f"{job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if job else os.environ.get("SLURM_JOB_ID")
+        if job:
+            subprocess.run(["scontrol", "requeue", job], check=False)
+    return RunResult(state, trainer.global_step, run_dir, best, last if last.is_file() else None)
