@@ -4,7 +4,8 @@ Every function takes q, k, v (B, H, T, hd) for the same T positions and returns 
 `window` W means query t sees keys in (t-W, t]; None means full causal attention.
 - naive:   explicit (T, T) scores; the reference the tests compare against.
 - sdpa:    PyTorch SDPA; is_causal for global, an explicit boolean mask for local (small T).
-- blocked: local attention in blocks of W queries against 2W keys: O(T*W) memory and compute.
+- blocked: local attention in blocks of W queries against 2W keys: O(T*W) memory and compute;
+           faster than full causal SDPA on CPU from T = 2W up (see docs/benchmarks.md).
 - flex:    FlexAttention with a block mask built once per forward (GPU, compiled).
 - flash:   flash-attn's `window_size` (GPU, when the package is installed).
 """
@@ -42,13 +43,13 @@ def sdpa_attention(q, k, v, window: int | None, dropout_p: float = 0.0) -> torch
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
 
 
-def _block_mask(n: int, W: int, device: torch.device) -> torch.Tensor:
-    """(n, W, 2W): query a of block i sees key b of [block i-1, block i] iff a < b <= a + W."""
+@functools.lru_cache(maxsize=8)
+def _block_mask(W: int, device: torch.device) -> torch.Tensor:
+    """(W, 2W), shared by every block: query a of a block sees key b of [previous block, own block]
+    iff a < b <= a + W."""
     a = torch.arange(W, device=device)[:, None]
     b = torch.arange(2 * W, device=device)[None, :]
-    mask = ((b > a) & (b <= a + W)).expand(n, W, 2 * W).clone()
-    mask[0, :, :W] = False  # block 0 has no previous block (those keys are padding)
-    return mask
+    return (b > a) & (b <= a + W)
 
 
 def blocked_local_attention(q, k, v, window: int | None, dropout_p: float = 0.0) -> torch.Tensor:
@@ -58,13 +59,19 @@ def blocked_local_attention(q, k, v, window: int | None, dropout_p: float = 0.0)
         return sdpa_attention(q, k, v, None, dropout_p)
     n = -(-T // W)  # number of query blocks
     pad = n * W - T
-    q = F.pad(q, (0, 0, 0, pad)).reshape(B * H, n, W, D)  # (BH, n, W, D)
-    k = F.pad(k, (0, 0, W, pad)).reshape(B * H, n + 1, W, D)  # one zero block in front
-    v = F.pad(v, (0, 0, W, pad)).reshape(B * H, n + 1, W, D)
-    kb = torch.cat([k[:, :-1], k[:, 1:]], dim=2)  # (BH, n, 2W, D) previous + own block
-    vb = torch.cat([v[:, :-1], v[:, 1:]], dim=2)
-    y = F.scaled_dot_product_attention(q, kb, vb, attn_mask=_block_mask(n, W, q.device), dropout_p=dropout_p)
-    return y.view(B, H, n * W, D)[:, :, :T]  # (B, H, T, D)
+    if pad:  # only a ragged tail needs padding; padded keys sit after every real query (masked)
+        q, k, v = (F.pad(x, (0, 0, 0, pad)) for x in (q, k, v))
+    # Block 0 has no previous block and W >= its length: plain causal attention, no mask.
+    y0 = F.scaled_dot_product_attention(q[:, :, :W], k[:, :, :W], v[:, :, :W], dropout_p=dropout_p, is_causal=True)
+    # Blocks 1..n-1 as an extra batch dim; their [previous, own] keys are overlapping windows of
+    # K/V (unfold is a view, so no concatenated copies are built or saved for backward), and one
+    # (W, 2W) mask broadcasts over all of them.
+    qb = q[:, :, W:].reshape(B, H, n - 1, W, D)
+    kb = k.unfold(2, 2 * W, W).transpose(-1, -2)  # (B, H, n-1, 2W, D)
+    vb = v.unfold(2, 2 * W, W).transpose(-1, -2)
+    yb = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=_block_mask(W, q.device), dropout_p=dropout_p)
+    y = torch.cat([y0, yb.reshape(B, H, (n - 1) * W, D)], dim=2)  # (B, H, n*W, D)
+    return y[:, :, :T] if pad else y
 
 
 @functools.lru_cache(maxsize=1)
