@@ -15,7 +15,8 @@ from pathlib import Path
 from eval.config import REPO_ROOT
 from eval.errors import ContaminationError, DataFileError
 
-# Keys under which train/ may record where its data came from (first hit wins).
+# Keys under which train/ may record where its data came from (first hit wins; train's
+# `load_model` writes `data_manifest`).
 INFO_KEYS = ("data_manifest", "manifest", "train_manifest", "data_dir", "data")
 
 
@@ -29,8 +30,9 @@ def _as_manifest(value) -> Path:
 def manifest_from_info(info: dict) -> Path | None:
     """The data manifest recorded in a checkpoint's info dict, if any (a folder means its manifest.json).
 
-    train/'s `load_model` info carries the training config under `config`; its `task.data_dir` is
-    the data_prep folder the model was trained (or, for fine-tuning, tokenized) from.
+    train/'s `load_model` puts it in `info["data_manifest"]` (absolute, recorded at training time),
+    which wins. Older checkpoints only carry the training config under `config`; its
+    `task.data_dir` is the data_prep folder the model was trained (or, for fine-tuning, tokenized) from.
     """
     for key in INFO_KEYS:
         value = info.get(key)

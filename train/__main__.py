@@ -21,7 +21,12 @@ def main(cfg: DictConfig) -> None:
     except (ConfigError, CheckpointError, ResumeError, TrainingDiverged, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
-    print(f"{result.state} at step {result.step}; run dir {result.run_dir}")
+    print(f"{result.state} at step {result.step}; run dir {result.run_dir}"
+          + ("; requeued, the next attempt resumes from the last checkpoint" if result.requeued else ""))
+    if result.requeued:
+        # Not a return: submitit (Hydra's Slurm launcher) would record this attempt's result as the
+        # job's and stop waiting; SystemExit(0) records nothing, so it waits for the requeued attempt.
+        raise SystemExit(0)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """Training control: per-step metrics (metrics.csv, loggers, MFU), `last.ckpt` refreshes, signal
 handling for preemption, and fault injection for the resume tests.
 
-Signals (Slurm preemption): SIGTERM or SIGUSR1 only sets a flag; at the end of the current
+Signals (Slurm preemption): SIGTERM or SIGUSR1 only sets a flag (`SignalFlag`, installed when
+`run()` starts, so a signal during setup is not fatal either); at the end of the current
 optimizer step every rank agrees to stop, `checkpoints/last.ckpt` is written, `status.json`
 says `preempted`, and `python -m train` exits 0. Requeueing belongs to exactly one component:
 with `trainer.requeue_on_signal=true` this process runs `scontrol requeue $SLURM_JOB_ID`
-itself; otherwise the caller (the sbatch script's trap) does.
+itself after SIGUSR1 (the time-limit warning; never after SIGTERM, which is how `scancel`
+ends a job); otherwise the caller (the sbatch script's trap) does.
 """
 
 from __future__ import annotations
@@ -59,18 +61,45 @@ def _peak_flops(world_size: int) -> float | None:
     return None
 
 
+class SignalFlag:
+    """Records SIGTERM / SIGUSR1 instead of dying; `install()` may be called again to take the
+    signals back from handlers registered since (Lightning's), `restore()` puts the first ones back."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._old: dict = {}
+
+    def __call__(self, signum, frame) -> None:
+        self.received = signum
+
+    def install(self) -> SignalFlag:
+        for sig in self.SIGNALS:
+            handler = signal.getsignal(sig)
+            if sig not in self._old:
+                self._old[sig] = handler
+            signal.signal(sig, self)
+        return self
+
+    def restore(self) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        self._old = {}
+
+
 class TrainingControl(L.Callback):
     def __init__(self, run_dir: str | Path, every_n_steps: int, seq_len: int, requeue_on_signal: bool = False,
-                 sigkill_at_step: int | None = None, sigterm_at_step: int | None = None):
+                 sigkill_at_step: int | None = None, sigterm_at_step: int | None = None,
+                 signals: SignalFlag | None = None):
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.every = every_n_steps
         self.seq_len = seq_len
         self.requeue_on_signal = requeue_on_signal
         self.sigkill_at_step, self.sigterm_at_step = sigkill_at_step, sigterm_at_step
-        self.signal_received: int | None = None
+        self.signals = signals or SignalFlag()
         self.stopped_by_signal = False
-        self._old_handlers: dict = {}
         self._flops_per_token: float | None = None
         self._peak: float | None = None
         self._last_saved_step = -1
@@ -78,11 +107,15 @@ class TrainingControl(L.Callback):
 
     # -- setup --------------------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
-        # Installed after Lightning's own handlers (registered before this hook) so ours win:
+        # Reinstalled after Lightning's own handlers (registered before this hook) so ours win:
         # Lightning's SIGTERM path raises mid-step and its SLURM SIGUSR1 path requeues by itself.
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            self._old_handlers[sig] = signal.getsignal(sig)
-            signal.signal(sig, self._on_signal)
+        # A signal that arrived earlier (setup, checkpoint restore) is kept: the first step stops.
+        self.signals.install()
+        # A SIGTERM in that window also set Lightning's own flag (its handler chained to ours),
+        # which would raise SIGTERMException after the step; our flag already stops the run cleanly.
+        connector = getattr(trainer, "_signal_connector", None)
+        if connector is not None and getattr(connector, "received_sigterm", False):
+            connector.received_sigterm = False
         from model.flops import flops_per_token
 
         self._flops_per_token = flops_per_token(pl_module.model_config, self.seq_len)
@@ -98,13 +131,9 @@ class TrainingControl(L.Callback):
                         csv.writer(f).writerow(fields)
             write_status(self.run_dir, "running", step=trainer.global_step)
 
-    def _on_signal(self, signum, frame) -> None:
-        self.signal_received = signum
-
-    def teardown(self, trainer, pl_module, stage: str) -> None:
-        for sig, handler in self._old_handlers.items():
-            signal.signal(sig, handler)
-        self._old_handlers = {}
+    @property
+    def signal_received(self) -> int | None:
+        return self.signals.received
 
     # -- every batch --------------------------------------------------------------------------
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:

@@ -5,6 +5,7 @@ Lightning checkpoints are torch.save pickles. We only ever read them with
 that would import or call code, so a tampered or hostile file is an error, not an exploit.
 Layout under run_dir: `checkpoints/last.ckpt` (newest, what `resume=auto` takes),
 `checkpoints/best-step=N-val_loss=X.ckpt` (top-k by validation loss), `tokenizer.json`.
+No Lightning import here: eval/ imports `load_model` (Lightning's IO plugin is in checkpoint_io.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 LAST = "last.ckpt"
 
@@ -55,16 +55,6 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     os.replace(tmp, path)  # a SIGKILL mid-write leaves the previous file intact
 
 
-class SafeCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint IO with atomic saves and weights-only loads."""
-
-    def save_checkpoint(self, checkpoint: dict, path, storage_options: Any | None = None) -> None:
-        atomic_torch_save(checkpoint, path)
-
-    def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
-        return safe_load(path, map_location or "cpu")
-
-
 def find_resume(run_dir: str | Path, resume: str) -> Path | None:
     """The checkpoint to resume from: `auto` -> run_dir/checkpoints/last.ckpt if present, `none` ->
     None, anything else is a path that must exist."""
@@ -92,7 +82,8 @@ def load_model(checkpoint_path: str | Path, map_location: str | torch.device = "
     """(Decoder in eval mode, tokenizers.Tokenizer or None, info dict) from one of our checkpoints.
 
     info: step, tokens_seen, task, model_config (dict), config (the scrubbed training config),
-    tokenizer_path, checkpoint.
+    tokenizer_path, checkpoint, data_manifest (absolute path of the data_prep manifest.json the run
+    read its data and tokenizer from, or None when the checkpoint does not say).
     """
     from model import Decoder, ModelConfig
 
@@ -114,5 +105,15 @@ def load_model(checkpoint_path: str | Path, map_location: str | torch.device = "
             break
     info = {"step": ckpt.get("global_step", 0), "tokens_seen": meta.get("tokens_seen", 0),
             "task": meta.get("task"), "model_config": meta["model_config"], "config": meta.get("config", {}),
-            "tokenizer_path": tok_path, "checkpoint": str(path)}
+            "tokenizer_path": tok_path, "checkpoint": str(path), "data_manifest": _data_manifest(meta)}
     return model, tok, info
+
+
+def _data_manifest(meta: dict) -> str | None:
+    """Recorded at training time (absolute); older checkpoints only have the config's data_dir,
+    taken as given (relative to the directory training ran in)."""
+    if meta.get("data_manifest"):
+        return str(meta["data_manifest"])
+    task = meta.get("config", {}).get("task", {}) if isinstance(meta.get("config"), dict) else {}
+    data_dir = task.get("data_dir") if isinstance(task, dict) else None
+    return str(Path(data_dir) / "manifest.json") if data_dir else None

@@ -1,25 +1,27 @@
-"""End-of-demo report: perplexity vs the corpus' unigram entropy, QA accuracy vs chance, paths, plot.
+"""End-of-demo report from eval's results: val loss vs the corpus' unigram entropy, QA accuracy
+vs chance / majority class before and after fine-tuning, run paths and loss-curve plots.
 
     python -m train.report --data runs/demo/data --pretrain runs/demo/pretrain \
-        --finetune runs/demo/finetune --qa runs/demo/qa/pqal_test_set.json --out runs/demo/report.md
+        --finetune runs/demo/finetune --eval runs/demo/eval --out runs/demo/report.md
 
-Evaluation proper (BioGPT's benchmarks) lives in eval/; this is the quick check that the demo
-model learnt: the validation loss must be well below the unigram entropy (what a model that
-ignores context gets at best), and QA accuracy on held-out items clearly above chance.
+All scoring is eval's (`python -m eval`, see docs/eval.md); this reads its `results.json` files
+under `--eval`: `perplexity/` (the pretrained checkpoint on the val split), `pubmedqa/` (the
+fine-tuned checkpoint on the held-out demo QA test split) and, if present, `pubmedqa_pretrained/`
+(the same items, pretrained checkpoint). The only number computed here is the unigram entropy:
+the loss of the best model that ignores context, which the validation loss must be well below.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import os
-from collections import Counter
+import sys
 from pathlib import Path
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
 
 def unigram_entropy(data_dir: str | Path, split: str = "train") -> float:
@@ -35,99 +37,77 @@ def unigram_entropy(data_dir: str | Path, split: str = "train") -> float:
     return float(-(p * np.log(p)).sum())
 
 
-@torch.no_grad()
-def eval_loss(model, data_dir: str | Path, seq_len: int, split: str = "val", batch_size: int = 16,
-              max_windows: int = 512) -> float:
-    """Mean next-token loss (nats) over the split's packed windows (same windows as training's val)."""
-    from data_prep.shards import TokenShards
-    from model import chunked_cross_entropy
-
-    from .data import PackedWindows
-
-    ds = PackedWindows(TokenShards.from_manifest(data_dir, split=split), seq_len)
-    n = min(len(ds), max_windows)
-    total, count = 0.0, 0
-    for s in tqdm(range(0, n, batch_size), desc=f"{split} loss", leave=False):
-        x = torch.from_numpy(np.stack([ds[i] for i in range(s, min(n, s + batch_size))]))
-        h = model(x[:, :-1], return_hidden=True)
-        k = x[:, 1:].numel()
-        total += float(chunked_cross_entropy(h, model.head_weight, x[:, 1:])) * k
-        count += k
-    return total / max(count, 1)
+def read_results(path: Path) -> dict:
+    """An eval results.json (or the folder holding it)."""
+    path = path / "results.json" if path.is_dir() else path
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SystemExit(f"error: {path} not found; run `python -m eval ... out_dir={path.parent}` first") from None
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"error: {path}: not valid JSON ({e.msg}); rerun that eval step") from None
 
 
-@torch.no_grad()
-def qa_accuracy(model, tok, qa_file: str | Path, seq_len: int, batch_size: int = 16) -> dict:
-    """PubMedQA-style accuracy: after `source + "the answer to the question given the context is"`,
-    the answer whose first token is most likely wins (greedy decoding would pick the same one;
-    scoring whole answers would favour answers that happen to be one token long)."""
-    from .finetune_data import PUBMEDQA_LABELS, PUBMEDQA_TEMPLATE, load_examples
-
-    ds = load_examples("pubmedqa", qa_file)
-    cands = [tok.encode(" " + PUBMEDQA_TEMPLATE.format(a), add_special_tokens=False).ids for a in PUBMEDQA_LABELS]
-    k = 0  # length of the prefix the three answers share
-    while all(len(c) > k for c in cands) and len({c[k] for c in cands}) == 1:
-        k += 1
-    prefix, first = cands[0][:k], [c[k] for c in cands]
-    if len(set(first)) != len(first):
-        raise ValueError("the answers' first tokens coincide; cannot score them by one token")
-    rows = list(ds)
-    correct, gold = 0, Counter()
-    for s in tqdm(range(0, len(rows), batch_size), desc="QA", leave=False):
-        chunk = rows[s:s + batch_size]
-        seqs = [tok.encode(r["source"], add_special_tokens=False).ids[: seq_len - k] + prefix for r in chunk]
-        T = max(len(q) for q in seqs)
-        ids = torch.full((len(seqs), T), 1, dtype=torch.long)  # right padding (pad id 1): causal, harmless
-        for i, q in enumerate(seqs):
-            ids[i, : len(q)] = torch.tensor(q)
-        logits = model(ids)  # (B, T, V)
-        last = torch.tensor([len(q) - 1 for q in seqs])
-        scores = logits[torch.arange(len(seqs)), last][:, first]  # (B, 3)
-        for r, j in zip(chunk, scores.argmax(-1).tolist(), strict=True):
-            correct += PUBMEDQA_LABELS[j] == r["label"]
-            gold[r["label"]] += 1
-    n = len(rows)
-    return {"n": n, "accuracy": correct / n, "chance": 1 / 3, "majority": max(gold.values()) / n,
-            "label_counts": dict(gold)}
+def qa_summary(results: dict) -> dict:
+    """Accuracy, n, and the chance / majority-class baselines from eval's confusion matrix."""
+    conf = results["extra"]["confusion"]
+    gold = {label: sum(row) for label, row in zip(conf["rows_gold"], conf["matrix"], strict=True)}
+    n = results["counts"]["evaluated"]
+    return {"accuracy": results["metrics"]["accuracy"], "macro_f1": results["metrics"]["macro_f1"], "n": n,
+            "chance": 1 / len(gold), "majority": max(gold.values()) / n, "label_counts": gold,
+            "failed": results["counts"].get("failed", 0)}
 
 
-def _last_row(path: Path) -> dict | None:
-    import csv
+def _run_info(run_dir: Path) -> dict:
+    """Steps and tokens seen, from the run's status.json and metrics.csv (no checkpoint loading)."""
+    info = {"steps": None, "tokens_seen": None}
+    try:
+        info["steps"] = json.loads((run_dir / "status.json").read_text())["step"]
+    except (OSError, ValueError, KeyError):
+        pass
+    try:
+        with open(run_dir / "metrics.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        info["tokens_seen"] = int(rows[-1]["tokens_seen"]) if rows else None
+    except (OSError, KeyError, ValueError):
+        pass
+    return info
 
-    if not path.is_file():
-        return None
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return rows[-1] if rows else None
 
-
-def build_report(data: Path, pretrain: Path, finetune: Path | None, qa: Path | None) -> tuple[str, dict]:
-    from .checkpoint import load_model
-
+def build_report(data: Path, pretrain: Path, finetune: Path | None, eval_dir: Path) -> tuple[str, dict]:
     H = unigram_entropy(data)
-    model, tok, info = load_model(pretrain / "checkpoints" / "last.ckpt")
-    seq_len = info["config"]["task"]["seq_len"]
-    val = eval_loss(model, data, seq_len)
-    m = {"unigram_entropy_nats": H, "val_loss_nats": val, "val_perplexity": math.exp(val),
-         "unigram_perplexity": math.exp(H), "pretrain_steps": info["step"], "tokens_seen": info["tokens_seen"]}
+    ppl = read_results(eval_dir / "perplexity")
+    val = ppl["metrics"]["nll_per_token"]
+    run = _run_info(pretrain)
+    m = {"unigram_entropy_nats": H, "val_loss_nats": val, "val_perplexity": ppl["metrics"]["perplexity"],
+         "val_bits_per_byte": ppl["metrics"]["bits_per_byte"], "unigram_perplexity": math.exp(H),
+         "pretrain_steps": run["steps"], "tokens_seen": run["tokens_seen"]}
+    tokens = f"{run['tokens_seen']:,}" if run["tokens_seen"] is not None else "?"
     lines = ["# Demo report", "", "## Pretraining (tiny model, demo corpus, CPU)", "",
-             f"- run dir: `{pretrain}` (metrics.csv, loss_curve.png, checkpoints/)",
-             f"- steps: {info['step']}, tokens seen: {info['tokens_seen']:,}",
-             f"- validation loss: **{val:.3f} nats/token** (perplexity {math.exp(val):.1f})",
+             f"- run dir: `{pretrain}` (metrics.csv, checkpoints/)", f"- steps: {run['steps']}, tokens seen: {tokens}",
+             f"- validation loss: **{val:.3f} nats/token** (perplexity {m['val_perplexity']:.1f}, "
+             f"{m['val_bits_per_byte']:.3f} bits/byte; {ppl['counts']['windows']} windows of {ppl['block_size']} "
+             f"tokens; `{eval_dir / 'perplexity' / 'results.json'}`)",
              f"- unigram entropy of the demo corpus (train split): {H:.3f} nats/token (perplexity {math.exp(H):.1f})",
              f"- the model is {H - val:.2f} nats/token below the unigram entropy: it uses context",
              f"- loss curve: `{pretrain / 'loss_curve.png'}`"]
-    if finetune is not None and qa is not None:
-        ft_model, ft_tok, ft_info = load_model(finetune / "checkpoints" / "last.ckpt")
-        acc = qa_accuracy(ft_model, ft_tok, qa, ft_info["config"]["task"]["seq_len"])
-        base = qa_accuracy(model, tok, qa, ft_info["config"]["task"]["seq_len"])
-        m.update({"qa_accuracy": acc["accuracy"], "qa_chance": acc["chance"], "qa_majority": acc["majority"],
-                  "qa_n": acc["n"], "qa_accuracy_before_finetune": base["accuracy"], "finetune_steps": ft_info["step"]})
+    if finetune is not None:
+        after = qa_summary(read_results(eval_dir / "pubmedqa"))
+        before_path = eval_dir / "pubmedqa_pretrained" / "results.json"
+        before = qa_summary(read_results(before_path)) if before_path.is_file() else None
+        ft = _run_info(finetune)
+        m.update({"qa_accuracy": after["accuracy"], "qa_macro_f1": after["macro_f1"], "qa_chance": after["chance"],
+                  "qa_majority": after["majority"], "qa_n": after["n"], "finetune_steps": ft["steps"],
+                  "qa_failed": after["failed"], "qa_accuracy_before_finetune": before["accuracy"] if before else None})
+        was = (f"; pretrained model before fine-tuning {before['accuracy']:.3f}, {before['failed']} of "
+               f"{before['n']} without a yes/no/maybe answer" if before else "")
         lines += ["", "## Fine-tuning (demo PubMedQA-style set)", "",
-                  f"- run dir: `{finetune}` (loss_curve.png, metrics.csv)",
-                  f"- held-out items: {acc['n']} from `{qa}` (labels {acc['label_counts']})",
-                  f"- accuracy: **{acc['accuracy']:.3f}** (chance {acc['chance']:.3f}, majority class "
-                  f"{acc['majority']:.3f}; pretrained model before fine-tuning {base['accuracy']:.3f})",
+                  f"- run dir: `{finetune}` (metrics.csv, checkpoints/), steps: {ft['steps']}",
+                  f"- held-out test items: {after['n']} (labels {after['label_counts']}; "
+                  f"`{eval_dir / 'pubmedqa' / 'results.json'}`)",
+                  f"- accuracy: **{after['accuracy']:.3f}**, macro-F1 {after['macro_f1']:.3f}, "
+                  f"{after['failed']} without an answer (chance "
+                  f"{after['chance']:.3f}, majority class {after['majority']:.3f}{was})",
                   f"- loss curve: `{finetune / 'loss_curve.png'}`"]
     return "\n".join(lines) + "\n", m
 
@@ -137,16 +117,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, required=True, help="data_prep out_dir")
     ap.add_argument("--pretrain", type=Path, required=True, help="pretraining run_dir")
     ap.add_argument("--finetune", type=Path, help="fine-tuning run_dir")
-    ap.add_argument("--qa", type=Path, help="held-out PubMedQA-layout JSON")
+    ap.add_argument("--eval", type=Path, required=True, help="folder of the eval out_dirs (perplexity/, pubmedqa/, ...)")
     ap.add_argument("--out", type=Path, help="report.md path (default: <pretrain>/../report.md)")
     a = ap.parse_args(argv)
-    text, metrics = build_report(a.data, a.pretrain, a.finetune, a.qa)
+    text, metrics = build_report(a.data, a.pretrain, a.finetune, a.eval)
     out = a.out or a.pretrain.parent / "report.md"
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, out)
-    out.with_suffix(".json").write_text(json.dumps(metrics, indent=2))
-    print(text)
+    for path, body in ((out, text), (out.with_suffix(".json"), json.dumps(metrics, indent=2))):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(body, encoding="utf-8")
+        os.replace(tmp, path)
+    sys.stdout.write(text)
     print(f"report: {out}")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import warnings
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from typing import Any
 
 import lightning as L
 
-from .checkpoint import SafeCheckpointIO, find_resume
+from .checkpoint import find_resume
+from .checkpoint_io import SafeCheckpointIO
 from .config import ConfigError, TrainConfig
 from .tracking import build_logger, scrub
 
@@ -28,6 +30,7 @@ class RunResult:
     run_dir: Path
     best_checkpoint: str | None
     last_checkpoint: Path | None
+    requeued: bool = False  # this process ran `scontrol requeue` (then `python -m train` exits 0 at once)
 
 
 def build_strategy(cfg: TrainConfig):
@@ -116,8 +119,58 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def requeue_after(signum: int | None, enabled: bool) -> bool:
+    """`scontrol requeue` this Slurm job (or array task) if it was stopped by SIGUSR1 (the
+    time-limit warning) and `trainer.requeue_on_signal` is on. Never after SIGTERM: that is
+    `scancel` (or Slurm preempting/requeueing the job by itself), which a requeue would undo.
+    Returns whether a requeue was issued and accepted."""
+    if not enabled or signum != signal.SIGUSR1:
+        return False
+    job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    job = f"{job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if job else os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return False
+    try:
+        done = subprocess.run(["scontrol", "requeue", job], check=False)
+    except OSError as e:  # no scontrol on this node: the job simply ends
+        warnings.warn(f"scontrol requeue {job} failed ({e}); the job will not come back by itself", stacklevel=2)
+        return False
+    return done.returncode == 0
+
+
 def run(cfg: Any) -> RunResult:
     """Train according to `cfg` (a Hydra/OmegaConf config, or a plain dict of the same shape)."""
+    from .callbacks import SignalFlag
+
+    # First thing: from here on SIGTERM/SIGUSR1 only set a flag, also during setup.
+    signals = SignalFlag().install()
+    try:
+        return _run(cfg, signals)
+    finally:
+        signals.restore()
+
+
+def _stopped_in_setup(tc: TrainConfig, run_dir: Path, signals) -> RunResult:
+    """A signal before training started: nothing new to save. A checkpoint from an earlier
+    attempt (if any) stays what `resume=auto` continues from."""
+    from .callbacks import write_status
+
+    last = run_dir / "checkpoints" / "last.ckpt"
+    step = 0
+    try:
+        step = int(json.loads((run_dir / "status.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    rank_zero = int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+    requeued = False
+    if rank_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_status(run_dir, "preempted", step=step, signal=signals.received, during="setup")
+        requeued = requeue_after(signals.received, tc.trainer.requeue_on_signal)
+    return RunResult("preempted", step, run_dir, None, last if last.is_file() else None, requeued)
+
+
+def _run(cfg: Any, signals) -> RunResult:
     from .callbacks import TrainingControl, write_status
     from .module import TrainingDiverged
     from .plot import plot_loss
@@ -131,6 +184,8 @@ def run(cfg: Any) -> RunResult:
     vocab = decoded_vocab(tok)
     if tc.task.vocab_size_from_tokenizer:
         tc.model = {**tc.model, "vocab_size": len(vocab)}
+    if signals.received is not None:
+        return _stopped_in_setup(tc, run_dir, signals)
 
     L.seed_everything(tc.seed, workers=True, verbose=False)
     resolved = scrub(tc.to_dict())
@@ -140,14 +195,19 @@ def run(cfg: Any) -> RunResult:
         _atomic_write(run_dir / "config.json", json.dumps(resolved, indent=2))
         if not (run_dir / "tokenizer.json").is_file():
             shutil.copyfile(tok_file, run_dir / "tokenizer.json")  # the run dir is self-contained for eval
-    meta = {"config": resolved, "task": tc.task.name, "tokenizer_path": str(run_dir / "tokenizer.json")}
+    # data_manifest: absolute, so eval's contamination check finds the training data from any cwd
+    meta = {"config": resolved, "task": tc.task.name, "tokenizer_path": str(run_dir / "tokenizer.json"),
+            "data_manifest": str(Path(tc.task.data_dir).resolve() / "manifest.json")}
 
     datamodule = build_datamodule(tc, tok_file)
     module = build_module(tc, vocab, meta)
     control = TrainingControl(run_dir, tc.trainer.checkpoint_every_n_steps, tc.task.seq_len,
-                              tc.trainer.requeue_on_signal, tc.debug.sigkill_at_step, tc.debug.sigterm_at_step)
+                              tc.trainer.requeue_on_signal, tc.debug.sigkill_at_step, tc.debug.sigterm_at_step,
+                              signals=signals)
     logger = build_logger(tc, run_dir, resolved)
     trainer = build_trainer(tc, run_dir, logger, control)
+    if signals.received is not None:
+        return _stopped_in_setup(tc, run_dir, signals)
     # Lightning warns that our dataloader "is not resumable" because it does not see a stateful
     # DataLoader; the position is restored by ResumableDataModule instead (see docs/training.md).
     warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
@@ -162,9 +222,7 @@ def run(cfg: Any) -> RunResult:
             write_status(run_dir, "diverged", step=trainer.global_step, message=module.diverged)
         raise TrainingDiverged(module.diverged)
     state = "preempted" if control.stopped_by_signal else "completed"
-    if state == "preempted" and tc.trainer.requeue_on_signal and trainer.is_global_zero:
-        job = os.environ.get("SLURM_ARRAY_JOB_ID")
-        job = f"{job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if job else os.environ.get("SLURM_JOB_ID")
-        if job:
-            subprocess.run(["scontrol", "requeue", job], check=False)
-    return RunResult(state, trainer.global_step, run_dir, best, last if last.is_file() else None)
+    requeued = False
+    if state == "preempted" and trainer.is_global_zero:
+        requeued = requeue_after(signals.received, tc.trainer.requeue_on_signal)
+    return RunResult(state, trainer.global_step, run_dir, best, last if last.is_file() else None, requeued)

@@ -9,7 +9,7 @@ import pickle
 import pytest
 import torch
 
-from .conftest import compose, read_losses, tiny_overrides
+from .conftest import ROOT, compose, read_losses, tiny_overrides
 
 
 def _run(data, run_dir, steps=6, extra=()):
@@ -92,6 +92,20 @@ def test_checkpoint_files_hold_no_secret_and_load_model_works(token_data, tmp_pa
     ids = torch.tensor([tok.encode("cells protein gene").ids])
     assert model(ids).shape == (1, ids.shape[1], model.config.vocab_size)
     assert not model.training
+    # the data_prep manifest, absolute, for eval's contamination check (which prefers this key)
+    assert info["data_manifest"] == str((token_data / "manifest.json").resolve())
+    from eval.contamination import manifest_from_info
+
+    assert manifest_from_info(info) == token_data.resolve() / "manifest.json"
+
+
+def test_load_model_does_not_import_lightning():
+    import subprocess
+    import sys
+
+    code = "import sys, train.checkpoint; sys.exit(int(any(m.startswith(('lightning', 'pytorch_lightning')) for m in sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120).returncode == 0, \
+        "train.checkpoint imports Lightning; eval imports load_model from it"
 
 
 def test_tampered_checkpoint_is_refused(tmp_path):
@@ -147,23 +161,41 @@ def test_bf16_steps_on_gpu(token_data, tmp_path):
     assert all(math.isfinite(v) for v in read_losses(tmp_path).values())
 
 
-def test_report_metrics_on_fixture(token_data, tmp_path):
+def test_report_reads_eval_results(token_data, tmp_path):
+    import json
+
     import numpy as np
 
     from data_prep.shards import TokenShards
-    from model import Decoder, ModelConfig
-    from train.report import eval_loss, qa_accuracy, unigram_entropy
-
-    from .conftest import write_pubmedqa
+    from eval.report import write
+    from train.report import build_report, unigram_entropy
 
     sh = TokenShards.from_manifest(token_data, "train")
     counts = np.bincount(sh.window(0, sh.num_tokens), minlength=sh.vocab_size)
     p = counts[counts > 0] / counts.sum()
-    assert unigram_entropy(token_data) == pytest.approx(float(-(p * np.log(p)).sum()))
-    model = Decoder(ModelConfig.from_name("tiny", vocab_size=sh.vocab_size), seed=0).eval()
-    assert eval_loss(model, token_data, 32, max_windows=8) == pytest.approx(math.log(sh.vocab_size), abs=0.5)
-    from tokenizers import Tokenizer
+    H = float(-(p * np.log(p)).sum())
+    assert unigram_entropy(token_data) == pytest.approx(H)
 
-    tok = Tokenizer.from_file(str(token_data / "tokenizer" / "tokenizer.json"))
-    acc = qa_accuracy(model, tok, write_pubmedqa(tmp_path / "qa.json", 6), seq_len=64)
-    assert acc["n"] == 6 and 0.0 <= acc["accuracy"] <= 1.0 and acc["chance"] == pytest.approx(1 / 3)
+    # results.json as eval writes them (eval.report.write), for the three demo eval steps
+    write(tmp_path / "eval" / "perplexity", {
+        "task": "perplexity", "source": "pre.ckpt", "block_size": 32,
+        "metrics": {"perplexity": math.exp(1.5), "bits_per_byte": 0.9, "nll_per_token": 1.5},
+        "counts": {"tokens": 320, "bytes": 900, "windows": 10}, "extra": {}})
+    for name, matrix in (("pubmedqa", [[5, 1, 0, 0], [1, 2, 0, 0], [0, 0, 1, 0]]),
+                         ("pubmedqa_pretrained", [[6, 0, 0, 0], [3, 0, 0, 0], [1, 0, 0, 0]])):
+        acc = sum(matrix[i][i] for i in range(3)) / 10
+        write(tmp_path / "eval" / name, {
+            "task": "pubmedqa", "source": "x.ckpt", "metrics": {"accuracy": acc, "macro_f1": 0.5},
+            "counts": {"evaluated": 10, "missing": 0, "unknown_ids": 0, "failed": 0},
+            "extra": {"confusion": {"rows_gold": ["yes", "no", "maybe"], "columns_pred": ["yes", "no", "maybe", "other"],
+                                    "matrix": matrix}}})
+    for run, step in (("pre", 200), ("ft", 150)):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "status.json").write_text(json.dumps({"state": "completed", "step": step}))
+        (tmp_path / run / "metrics.csv").write_text(f"step,loss,tokens_seen\n{step},2.0,{step * 64}\n")
+    text, m = build_report(token_data, tmp_path / "pre", tmp_path / "ft", tmp_path / "eval")
+    assert m["val_loss_nats"] == 1.5 and m["unigram_entropy_nats"] == pytest.approx(H)
+    assert (m["pretrain_steps"], m["tokens_seen"], m["finetune_steps"]) == (200, 12800, 150)
+    assert (m["qa_accuracy"], m["qa_accuracy_before_finetune"], m["qa_n"]) == (0.8, 0.6, 10)
+    assert m["qa_majority"] == pytest.approx(0.6) and m["qa_chance"] == pytest.approx(1 / 3)
+    assert "**0.800**" in text and "before fine-tuning 0.600, 0 of 10 without" in text and str(tmp_path / "pre" / "loss_curve.png") in text
