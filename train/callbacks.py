@@ -91,13 +91,14 @@ class SignalFlag:
 class TrainingControl(L.Callback):
     def __init__(self, run_dir: str | Path, every_n_steps: int, seq_len: int, requeue_on_signal: bool = False,
                  sigkill_at_step: int | None = None, sigterm_at_step: int | None = None,
-                 signals: SignalFlag | None = None):
+                 signals: SignalFlag | None = None, step_delay_s: float = 0.0):
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.every = every_n_steps
         self.seq_len = seq_len
         self.requeue_on_signal = requeue_on_signal
         self.sigkill_at_step, self.sigterm_at_step = sigkill_at_step, sigterm_at_step
+        self.step_delay_s = step_delay_s
         self.signals = signals or SignalFlag()
         self.stopped_by_signal = False
         self._flops_per_token: float | None = None
@@ -142,6 +143,8 @@ class TrainingControl(L.Callback):
             return
         step = trainer.global_step
         self._log_step(trainer, pl_module, step, stats)
+        if self.step_delay_s > 0:
+            time.sleep(self.step_delay_s)
         if self.sigterm_at_step is not None and step == self.sigterm_at_step and trainer.is_global_zero:
             # rank 0 only: the other ranks must learn of it through the all-reduce below
             os.kill(os.getpid(), signal.SIGTERM)

@@ -118,6 +118,9 @@ class DebugConfig:
     nan_at_batches: list[int] = field(default_factory=list)  # training batch indices whose loss becomes NaN
     sigkill_at_step: int | None = None  # SIGKILL this process after this optimizer step's checkpoint
     sigterm_at_step: int | None = None  # send SIGTERM to this process after this optimizer step
+    # Sleep after every optimizer step: keeps a tiny test run alive long enough for an external
+    # signal (Slurm preemption tests) whatever the machine's speed. Changes no result.
+    step_delay_s: float = 0.0
 
 
 @dataclass
@@ -178,6 +181,8 @@ class TrainConfig:
             raise ConfigError("task.seq_len", "must be >= 2")
         if self.optim.lr <= 0:
             raise ConfigError("optim.lr", "must be > 0")
+        if self.debug.step_delay_s < 0:
+            raise ConfigError("debug.step_delay_s", "must be >= 0")
         mc = self.model_config()
         if self.task.seq_len > mc.max_seq_len and mc.position == "learned":
             raise ConfigError("task.seq_len", f"{self.task.seq_len} exceeds model.max_seq_len={mc.max_seq_len} "

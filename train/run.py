@@ -203,7 +203,7 @@ def _run(cfg: Any, signals) -> RunResult:
     module = build_module(tc, vocab, meta)
     control = TrainingControl(run_dir, tc.trainer.checkpoint_every_n_steps, tc.task.seq_len,
                               tc.trainer.requeue_on_signal, tc.debug.sigkill_at_step, tc.debug.sigterm_at_step,
-                              signals=signals)
+                              signals=signals, step_delay_s=tc.debug.step_delay_s)
     logger = build_logger(tc, run_dir, resolved)
     trainer = build_trainer(tc, run_dir, logger, control)
     if signals.received is not None:

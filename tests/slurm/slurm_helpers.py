@@ -19,7 +19,9 @@ TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_
 # A tiny pretraining: seconds per step on a loaded 2-core machine, checkpoints every 6 steps.
 TINY_TRAIN = ["experiment=demo", "trainer.max_steps=12", "data.batch_size=2", "task.seq_len=32",
               "trainer.val_check_interval=6", "trainer.checkpoint_every_n_steps=6", "trainer.save_top_k=0",
-              "trainer.progress_bar=false", "data.val_batches=1"]
+              "trainer.progress_bar=false", "data.val_batches=1",
+              # a tiny step takes milliseconds: without a pause the job can end before a test's signal
+              "debug.step_delay_s=0.5"]
 DDP_TRAIN = ["trainer.max_steps=4", "trainer.devices=2", "strategy=ddp"]  # 2 tasks, gloo on CPU
 # Small demo corpus: fast, and still dozens of input files for the map array to split.
 PREP_OVERRIDES = ["source=demo", "source.n_abstracts=300", "++decontam.enabled=false", "split.val_fraction=0.05",

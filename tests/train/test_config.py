@@ -55,6 +55,7 @@ def test_experiment_composes_and_builds(name, tmp_path, token_data):
     ("+model.n_layers=3", "n_layers"),
     ("optim.schedule=wavy", "optim.schedule"),
     ("trainer.max_steps=abc", "trainer.max_steps"),
+    ("debug.step_delay_s=-1", "debug.step_delay_s"),
 ])
 def test_bad_key_fails_naming_it(override, key, tmp_path):
     from hydra.errors import ConfigCompositionException
