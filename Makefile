@@ -33,9 +33,9 @@ demo: $(STAMP)
 	$(PY) -m eval task=perplexity checkpoint=$(DEMO_DIR)/pretrain/checkpoints/last.ckpt \
 	    task.data=$(DEMO_DIR)/data task.block_size=128 out_dir=$(DEMO_DIR)/eval/perplexity
 	@# held-out demo QA test split (data_prep writes it): fine-tuned, then pretrained for before/after.
-	@# Greedy generation + BioGPT's answer extraction: likelihood mode sums log-probs over the whole
-	@# answer, and with the small demo tokenizer " no." is 2 tokens but " yes."/" maybe." are 4, so it
-	@# picks "no" almost always; the answer prefix alone is 17 tokens, hence max_new_tokens=24.
+	@# Greedy generation + BioGPT's answer extraction, as BioGPT evaluates (likelihood mode sums
+	@# log-probs over answers of different token lengths; see docs/eval.md). The answer prefix alone
+	@# is 17 demo tokens, hence max_new_tokens=24.
 	$(PY) -m eval task=pubmedqa checkpoint=$(DEMO_DIR)/finetune/checkpoints/last.ckpt \
 	    task.mode=generate generation.max_new_tokens=24 data_dir=$(DEMO_DIR)/data/cache/demo_pubmedqa \
 	    task.files.gold=test_ground_truth.json task.files.questions=pqal_test_set.json \
