@@ -31,18 +31,18 @@ demo: $(STAMP)
 	$(PY) -m train experiment=demo_finetune run_dir=$(DEMO_DIR)/finetune task.data_dir=$(DEMO_DIR)/data \
 	    task.init_from=$(DEMO_DIR)/pretrain/checkpoints/last.ckpt
 	$(PY) -m eval task=perplexity checkpoint=$(DEMO_DIR)/pretrain/checkpoints/last.ckpt \
-	    task.data=$(DEMO_DIR)/data task.block_size=128 out_dir=$(DEMO_DIR)/eval/perplexity
+	    task.data_dir=$(DEMO_DIR)/data task.block_size=128 out_dir=$(DEMO_DIR)/eval/perplexity
 	@# held-out demo QA test split (data_prep writes it): fine-tuned, then pretrained for before/after.
 	@# Greedy generation + BioGPT's answer extraction, as BioGPT evaluates (likelihood mode sums
 	@# log-probs over answers of different token lengths; see docs/eval.md). The answer prefix alone
 	@# is 17 demo tokens, hence max_new_tokens=24.
 	$(PY) -m eval task=pubmedqa checkpoint=$(DEMO_DIR)/finetune/checkpoints/last.ckpt \
-	    task.mode=generate generation.max_new_tokens=24 data_dir=$(DEMO_DIR)/data/cache/demo_pubmedqa \
-	    task.files.gold=test_ground_truth.json task.files.questions=pqal_test_set.json \
+	    task.mode=generate generation.max_new_tokens=24 task.bench_dir=$(DEMO_DIR)/data/cache/demo_pubmedqa \
+	    task.files.gold=test_ground_truth.json task.files.test=pqal_test_set.json \
 	    out_dir=$(DEMO_DIR)/eval/pubmedqa
 	$(PY) -m eval task=pubmedqa checkpoint=$(DEMO_DIR)/pretrain/checkpoints/last.ckpt \
-	    task.mode=generate generation.max_new_tokens=24 data_dir=$(DEMO_DIR)/data/cache/demo_pubmedqa \
-	    task.files.gold=test_ground_truth.json task.files.questions=pqal_test_set.json \
+	    task.mode=generate generation.max_new_tokens=24 task.bench_dir=$(DEMO_DIR)/data/cache/demo_pubmedqa \
+	    task.files.gold=test_ground_truth.json task.files.test=pqal_test_set.json \
 	    out_dir=$(DEMO_DIR)/eval/pubmedqa_pretrained
 	$(PY) -m train.report --data $(DEMO_DIR)/data --pretrain $(DEMO_DIR)/pretrain \
 	    --finetune $(DEMO_DIR)/finetune --eval $(DEMO_DIR)/eval --out $(DEMO_DIR)/report.md

@@ -1,7 +1,7 @@
 """Helpers shared by the model benchmarks: run a case in a fresh process and read its peak memory.
 
 Each case runs in its own interpreter so peak RSS (CPU) belongs to that case alone; the child
-prints one JSON line that the parent collects.
+prints one JSON line that the parent collects. Timing and statistics live in _stats.py.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ import os
 import resource
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 
 
 def rss_mb() -> float:
@@ -22,20 +20,6 @@ def rss_mb() -> float:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def time_steps(step: Callable[[], None], warmup: int, reps: int, sync: Callable[[], None] = lambda: None) -> float:
-    """Median seconds per call after `warmup` calls."""
-    for _ in range(warmup):
-        step()
-    sync()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
 
 
 def run_child(script: str, args: list[str], timeout: int = 1800) -> dict:

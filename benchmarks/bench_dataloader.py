@@ -4,7 +4,8 @@ bottleneck).
     python benchmarks/bench_dataloader.py --data runs/demo/data [--seq-len 128 --batch-size 16 --workers 0]
 
 Reference measured in the same run: tokens/s of training steps of the `tiny` model (forward,
-chunked loss, backward, AdamW) on batches of the same shape.
+chunked loss, backward, AdamW) on batches of the same shape. The two alternate for --repeats
+rounds; the ratio is taken per round and reported with its range (benchmarks/_stats.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _stats import Bench, add_common_args, spread  # noqa: E402
 
 
 def loader_tokens_per_s(data: str, seq_len: int, batch_size: int, workers: int, seconds: float) -> float:
@@ -37,7 +41,8 @@ def loader_tokens_per_s(data: str, seq_len: int, batch_size: int, workers: int, 
     return n_tokens / (time.perf_counter() - t0)
 
 
-def train_tokens_per_s(data: str, seq_len: int, batch_size: int, steps: int) -> float:
+def train_step_fn(data: str, seq_len: int, batch_size: int):
+    """(one training step of `tiny` on a random batch of the given shape, tokens per step)."""
     from model import Decoder, ModelConfig, chunked_cross_entropy
     from train.optim import build_optimizer
     from train.tokenizer_io import decoded_vocab, load_tokenizer, tokenizer_path
@@ -47,14 +52,14 @@ def train_tokens_per_s(data: str, seq_len: int, batch_size: int, steps: int) -> 
     model.attach_vocab(vocab)
     opt = build_optimizer(model, 1e-3, 0.1, (0.9, 0.95), 1e-8, False)
     x = torch.randint(0, len(vocab), (batch_size, seq_len + 1))
-    for i in range(steps + 1):
-        if i == 1:
-            t0 = time.perf_counter()
+
+    def step() -> None:
         loss = chunked_cross_entropy(model(x[:, :-1], return_hidden=True), model.head_weight, x[:, 1:])
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-    return steps * batch_size * seq_len / (time.perf_counter() - t0)
+
+    return step, batch_size * seq_len
 
 
 def main() -> None:
@@ -63,14 +68,26 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--workers", type=int, default=0)
-    ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=2.0, help="loader time per round")
+    ap.add_argument("--steps", type=int, default=5, help="training steps per round")
+    add_common_args(ap, repeats=5, warmup=1)
     a = ap.parse_args()
-    load = loader_tokens_per_s(a.data, a.seq_len, a.batch_size, a.workers, a.seconds)
-    train = train_tokens_per_s(a.data, a.seq_len, a.batch_size, a.steps)
-    print(f"dataloader: {load:,.0f} tokens/s (workers={a.workers})")
-    print(f"training (tiny, CPU, {torch.get_num_threads()} threads): {train:,.0f} tokens/s")
-    print(f"ratio dataloader / training: {load / train:.1f}x (target >= 20x)")
+    with Bench("bench_dataloader", a) as b:
+        step, tokens = train_step_fn(a.data, a.seq_len, a.batch_size)
+        for _ in range(a.warmup):
+            step()
+        load, train = [], []
+        for _ in range(a.repeats):
+            load.append(loader_tokens_per_s(a.data, a.seq_len, a.batch_size, a.workers, a.seconds))
+            t = time.perf_counter()
+            for _ in range(a.steps):
+                step()
+            train.append(a.steps * tokens / (time.perf_counter() - t))
+        print(f"dataloader: tokens/s {spread(load, '{:,.0f}')} (workers={a.workers})")
+        print(f"training (tiny, CPU, {torch.get_num_threads()} threads): tokens/s {spread(train, '{:,.0f}')}")
+        b.record("loader_tokens_per_s", load)
+        b.record("train_tokens_per_s", train)
+        b.ratio("dataloader / training, tokens/s", [lo / tr for lo, tr in zip(load, train, strict=True)], goal=20.0)
 
 
 if __name__ == "__main__":

@@ -1,37 +1,89 @@
-"""Training throughput and MFU: `biogpt` preset at T=2048, bf16 autocast, torch.compile, AdamW.
+"""Training throughput and MFU of one preset: bf16 autocast, chunked loss, AdamW, optionally compiled
+the way training compiles (`block.compile()` per decoder block, as train/module.py does).
 
-MFU = tokens/s * FLOPs per token / the card's dense bf16 peak (model.flops.PEAK_BF16_FLOPS), with
-FLOPs per token = 6 * N_non-embedding + 6 * d * V (LM-head matmul) + the attention term over the
-attended window only (model.flops.flops_per_token). The MFU without the head term (the issue's
-6*N_non-embedding convention) is printed too. Runs on CPU with the tiny preset as a smoke test:
+MFU = tokens/s x model.flops.flops_per_token(config, T, batch) / model.flops.peak_bf16_flops(device):
+the same count the `train/mfu` metric uses (6 x block weights, the LM head once, attention over the
+attended window only, the character stage once per micro-batch). The MFU without the LM-head term is
+printed too. Dropout is off (FlexAttention has no attention dropout). Each step is timed on its own
+(synchronised), so the spread over steps is printed beside the median. `benchmarks/gpu_check.py`
+calls `measure()` for every attention backend, compiled and not.
 
-    .venv/bin/python benchmarks/bench_gpu_mfu.py                      # GPU: biogpt, T=2048
-    .venv/bin/python benchmarks/bench_gpu_mfu.py --preset tiny --seq-len 256 --batch 2 --steps 3   # CPU
+    .venv/bin/python benchmarks/bench_gpu_mfu.py                            # GPU: biogpt, T=2048, batch 8
+    .venv/bin/python benchmarks/bench_gpu_mfu.py --backend flex --compile
+    .venv/bin/python benchmarks/bench_gpu_mfu.py --preset tiny --seq-len 256 --batch 2 --steps 5   # CPU smoke run
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+from _stats import Bench, add_common_args, median, spread, step_times  # noqa: E402
 
 from model import Decoder, ModelConfig, chunked_cross_entropy  # noqa: E402
-from model.flops import PEAK_BF16_FLOPS, count_params, flops_per_token, mfu  # noqa: E402
+from model.attention import resolve_backend  # noqa: E402
+from model.flops import count_params, flops_per_token, mfu, peak_bf16_flops  # noqa: E402
 
 
-def peak_for(device: torch.device) -> tuple[str, float | None]:
-    if device.type != "cuda":
-        return "CPU", None
-    name = torch.cuda.get_device_name(device)
-    for key, peak in PEAK_BF16_FLOPS.items():
-        if key.replace(" ", "").lower() in name.replace(" ", "").lower():
-            return name, peak
-    return name, None
+def bench_config(preset: str, seq_len: int, backend: str, hybrid: bool = True) -> ModelConfig:
+    """The preset as it is, with the position table raised to seq_len if needed and dropout off."""
+    base = ModelConfig.from_name(preset)
+    return base.replace(max_seq_len=max(base.max_seq_len, seq_len), dropout=0.0, attn_dropout=0.0,
+                        attn_backend=backend, char_stage=hybrid and base.char_stage,
+                        term_stage=hybrid and base.term_stage)
+
+
+def measure(preset: str = "biogpt", seq_len: int = 2048, batch: int = 8, steps: int = 10, warmup: int = 3,
+            backend: str = "auto", compile: bool = False, hybrid: bool = True, device: str | None = None) -> dict[str, Any]:
+    """Run `warmup + steps` training steps; return per-step seconds, tokens/s, MFU and memory."""
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    config = bench_config(preset, seq_len, backend, hybrid)
+    model = Decoder(config, seed=0).to(dev)
+    model.train()
+    if compile:
+        for block in model.blocks:  # what train/module.py does with trainer.compile=true
+            block.compile()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=dev.type == "cuda")
+    x = torch.randint(4, config.vocab_size, (batch, seq_len + 1), device=dev)
+
+    def step() -> None:
+        with torch.autocast(dev.type, dtype=torch.bfloat16):
+            h = model(x[:, :-1], return_hidden=True)  # (B, T, C)
+            loss = chunked_cross_entropy(h, model.head_weight, x[:, 1:])
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    secs = step_times(step, warmup, steps, sync)
+    tokens = batch * seq_len
+    f_tok = flops_per_token(config, seq_len, batch_size=batch)
+    f_tok_nohead = flops_per_token(config, seq_len, batch_size=batch, include_head=False)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
+    peak = peak_bf16_flops(name) if dev.type == "cuda" else None
+    tok_s = tokens / median(secs)
+    kinds = {"local": resolve_backend(backend, True, seq_len, config.window, dev, torch.bfloat16),
+             "global": resolve_backend(backend, False, seq_len, config.window, dev, torch.bfloat16)}
+    n = count_params(config)
+    return {
+        "preset": preset, "seq_len": seq_len, "batch": batch, "backend": backend, "resolved_backends": kinds,
+        "compile": compile, "hybrid": hybrid, "device": name, "params": n["total"],
+        "step_s": secs, "tokens_per_s": tok_s, "tokens_per_s_range": [tokens / max(secs), tokens / min(secs)],
+        "flops_per_token": f_tok, "peak_flops": peak,
+        "mfu": mfu(tok_s, f_tok, peak) if peak else None,
+        "mfu_no_head": mfu(tok_s, f_tok_nohead, peak) if peak else None,
+        "peak_mem_gib": torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None,
+        "pattern": {"local": config.pattern.count("local"), "global": config.pattern.count("global"),
+                    "window": config.window},
+    }
 
 
 def main() -> None:
@@ -39,57 +91,28 @@ def main() -> None:
     p.add_argument("--preset", default="biogpt")
     p.add_argument("--seq-len", type=int, default=2048)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--steps", type=int, default=20, help="timed steps")
+    p.add_argument("--compile", action="store_true", help="block.compile() every block, as training does")
     p.add_argument("--hybrid", action=argparse.BooleanOptionalAction, default=True, help="hybrid stages 2+3")
-    p.add_argument("--backend", default="auto")
+    p.add_argument("--backend", default="auto", help="auto | sdpa | blocked | flex | flash | naive")
+    add_common_args(p, repeats=None, warmup=5)
     args = p.parse_args()
-
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    # RoPE so T=2048 fits (the preset's learned table stops at 1,024 positions).
-    config = ModelConfig.from_name(args.preset, position="rope", max_seq_len=max(args.seq_len, 1),
-                                   dropout=0.0, attn_dropout=0.0, attn_backend=args.backend,
-                                   char_stage=args.hybrid, term_stage=args.hybrid)
-    model = Decoder(config, seed=0).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
-    hidden = torch.compile(model) if not args.no_compile else model
-    x = torch.randint(0, config.vocab_size, (args.batch, args.seq_len + 1), device=device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16)
-
-    def step():
-        with autocast:
-            h = hidden(x[:, :-1], return_hidden=True)
-            loss = chunked_cross_entropy(h, model.head_weight, x[:, 1:])
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(args.warmup):
-        step()
-    sync()
-    t = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    sync()
-    sec = (time.perf_counter() - t) / args.steps
-    tok_s = args.batch * args.seq_len / sec
-    tokens = args.batch * args.seq_len
-    f_tok = flops_per_token(config, args.seq_len, tokens_per_step=tokens)
-    f_tok_nohead = flops_per_token(config, args.seq_len, include_head=False, tokens_per_step=tokens)
-    name, peak = peak_for(device)
-    n = count_params(config)
-    print(f"{args.preset} ({n['total'] / 1e6:.0f}M params, {n['non_embedding'] / 1e6:.0f}M non-embedding), "
-          f"T={args.seq_len}, batch {args.batch}, bf16, compile={not args.no_compile}, hybrid={args.hybrid}, "
-          f"pattern {config.pattern.count('local')} local / {config.pattern.count('global')} global, W={config.window}")
-    print(f"device: {name}; {sec:.3f} s/step, {tok_s:,.0f} tokens/s, {f_tok / 1e9:.3g} GFLOP/token")
-    if peak is None:
-        print("MFU: n/a (no dense bf16 peak known for this device; the table covers H100/H200/A100/RTX 4090)")
-    else:
-        print(f"MFU vs {peak / 1e12:.0f} TFLOPS: {100 * mfu(tok_s, f_tok, peak):.1f}% "
-              f"(without the LM-head term: {100 * mfu(tok_s, f_tok_nohead, peak):.1f}%)")
-        print(f"peak memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+    with Bench("bench_gpu_mfu", args) as b:
+        r = measure(args.preset, args.seq_len, args.batch, args.steps, args.warmup, args.backend, args.compile,
+                    args.hybrid)
+        b.record("result", r)
+        pat = r["pattern"]
+        print(f"{args.preset} ({r['params'] / 1e6:.0f}M params), T={args.seq_len}, batch {args.batch}, bf16, "
+              f"compile={args.compile}, hybrid={args.hybrid}, backend {args.backend} -> {r['resolved_backends']}, "
+              f"{pat['local']} local (W={pat['window']}) / {pat['global']} global layers")
+        print(f"device: {r['device']}; s/step {spread(r['step_s'])}; {r['tokens_per_s']:,.0f} tokens/s "
+              f"(steps range {r['tokens_per_s_range'][0]:,.0f}-{r['tokens_per_s_range'][1]:,.0f}); "
+              f"{r['flops_per_token'] / 1e9:.3g} GFLOP/token")
+        if r["mfu"] is None:
+            print("MFU: n/a (no dense bf16 peak known for this device; see model.flops.PEAK_BF16_FLOPS)")
+        else:
+            print(f"MFU vs {r['peak_flops'] / 1e12:.0f} TFLOPS: {100 * r['mfu']:.1f}% "
+                  f"(without the LM-head term: {100 * r['mfu_no_head']:.1f}%); peak memory {r['peak_mem_gib']:.1f} GiB")
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 (1) the whole step (forward + backward) of the same model: HF computing its own loss from full
 logits vs our decoder returning hidden states + model.loss.chunked_cross_entropy;
 (2) the LM head + loss alone on the same hidden states: full logits + F.cross_entropy vs chunked.
-Each case runs in a fresh process; memory is the peak RSS growth over the set-up state.
+Each case runs in a fresh process; memory is the peak RSS growth over the set-up state. The four
+cases run --repeats times, one fresh process per case per round (rounds interleave the cases); a
+ratio is taken per round and reported with its range (benchmarks/_stats.py).
 
-    .venv/bin/python benchmarks/bench_loss.py
+    .venv/bin/python benchmarks/bench_loss.py [--repeats 3 --steps 2]
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from _model_bench import emit, peak_rss_mb, rss_mb, run_child, time_steps  # noqa: E402
+from _model_bench import emit, peak_rss_mb, rss_mb, run_child  # noqa: E402
+from _stats import Bench, add_common_args, median, rate_ratios, spread, step_times  # noqa: E402
 
 VOCAB = 42384
 CASES = ("hf_labels", "ours_chunked", "head_full", "head_chunked")
@@ -60,7 +63,7 @@ def child(case: str, args) -> None:
                 h = ours(x[:, :-1], return_hidden=True)
                 chunked_cross_entropy(h, ours.head_weight, x[:, 1:], chunk=args.chunk).backward()
     base = rss_mb()
-    sec = time_steps(step, args.warmup, args.steps)
+    sec = median(step_times(step, args.warmup, args.steps))
     emit({"case": case, "sec": sec, "peak_mb": peak_rss_mb() - base})
 
 
@@ -72,21 +75,31 @@ def main() -> None:
     p.add_argument("--seq-len", type=int, default=1024)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--chunk", type=int, default=1024)
-    p.add_argument("--steps", type=int, default=2)
-    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--steps", type=int, default=2, help="timed steps per process (median)")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    add_common_args(p, repeats=3, warmup=1)  # --warmup: untimed steps in each process
     args = p.parse_args()
     if args.child:
         return child(args.child, args)
-    res = {c: run_child(__file__, [c, *sys.argv[1:]]) for c in CASES}
-    print(f"loss path, B={args.batch} T={args.seq_len} d={args.d_model} vocab {VOCAB}, chunk {args.chunk}, "
-          f"{args.threads} threads (peak = RSS growth during the timed steps)")
-    for c, r in res.items():
-        print(f"  {c:13s} {r['sec']:7.2f} s  peak +{r['peak_mb']:7.0f} MB")
-    for ours, ref in (("ours_chunked", "hf_labels"), ("head_chunked", "head_full")):
-        print(f"{ours} vs {ref}: {res[ref]['sec'] / res[ours]['sec']:.2f}x speed, "
-              f"{res[ours]['peak_mb'] / max(res[ref]['peak_mb'], 1):.2f}x peak memory")
+    with Bench("bench_loss", args) as b:
+        child_args = sys.argv[1:]  # the child parses the same options (and ignores --json, --repeats)
+        res: dict[str, list[dict]] = {c: [] for c in CASES}
+        for r in range(args.repeats):
+            for c in CASES[r % len(CASES):] + CASES[: r % len(CASES)]:
+                res[c].append(run_child(__file__, [c, *child_args]))
+        print(f"loss path, B={args.batch} T={args.seq_len} d={args.d_model} vocab {VOCAB}, chunk {args.chunk}, "
+              f"{args.threads} threads (peak = RSS growth during the timed steps), {args.repeats} processes per case")
+        sec = {c: [x["sec"] for x in v] for c, v in res.items()}
+        mem = {c: [x["peak_mb"] for x in v] for c, v in res.items()}
+        for c in CASES:
+            print(f"  {c:13s} s {spread(sec[c])}  peak +MB {spread(mem[c], '{:.0f}')}")
+        b.record("seconds", sec)
+        b.record("peak_mb", mem)
+        for ours, ref in (("ours_chunked", "hf_labels"), ("head_chunked", "head_full")):
+            b.ratio(f"{ours} / {ref}, speed", rate_ratios(sec[ours], sec[ref]))
+            b.ratio(f"{ours} / {ref}, peak memory", [o / max(f, 1.0) for o, f in zip(mem[ours], mem[ref], strict=True)],
+                    higher_is_better=False)
 
 
 if __name__ == "__main__":

@@ -2,26 +2,29 @@
 BioGptForCausalLM against that model itself, loss computed the same way outside both; then the
 overhead of the hybrid stages 2+3 on the same shape.
 
-The hybrid overhead is a few percent of a ~17 s step, below what whole-step timings on a shared
-2-core machine can resolve (single steps vary by up to 2x), so it is also measured directly: the
-embedding module alone (forward + backward + AdamW on its parameters), hybrid against plain,
-interleaved over --embed-reps repetitions (minimum), divided by the step time of `ours`.
+The three models take one step each per round (the order rotating), --repeats rounds (default
+5) after --warmup; every ratio is taken per round and reported as the median with its range over
+rounds (benchmarks/_stats.py), "unresolved" when that range is wider than the effect. The hybrid
+overhead is a few percent of a ~17 s step, usually below what whole steps on a shared 2-core
+machine resolve, so it is also measured directly: the embedding module alone (forward + backward +
+AdamW on its parameters), hybrid against plain, interleaved over --embed-reps repetitions.
 
     .venv/bin/python benchmarks/bench_model_cpu.py            # 4 layers, d=512, 8 heads, T=1024, batch 4
-    .venv/bin/python benchmarks/bench_model_cpu.py --steps 3 --threads 2
+    .venv/bin/python benchmarks/bench_model_cpu.py --repeats 7 --threads 2
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from _stats import Bench, add_common_args, interleaved, median, rate_ratios, spread  # noqa: E402
 
 VOCAB = 42384
 
@@ -96,47 +99,42 @@ def main() -> None:
     p.add_argument("--heads", type=int, default=8)
     p.add_argument("--seq-len", type=int, default=1024)
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--embed-reps", type=int, default=10, help="repetitions of the embedding-alone timing")
     p.add_argument("--compile", action="store_true", help="torch.compile both models (slow to build on CPU)")
+    add_common_args(p, repeats=5, warmup=1)  # --repeats: timed steps per model, interleaved
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    x = zipf_ids(args.batch, args.seq_len + 1)
-    cases = ("hf", "ours", "ours_hybrid")
-    steps = {c: make_step(c, args, x) for c in cases}
-    # The cases take turns step by step, so load from other processes hits them alike.
-    times: dict[str, list[float]] = {c: [] for c in cases}
-    for i in range(args.warmup + args.steps):
+    with Bench("bench_model_cpu", args) as b:
+        x = zipf_ids(args.batch, args.seq_len + 1)
+        cases = ("hf", "ours", "ours_hybrid")
+        steps = {c: make_step(c, args, x) for c in cases}
+        # One step of each model per round, the order rotating, so load from other processes and
+        # allocator state hit them alike; a ratio per round.
+        times = interleaved(steps, args.repeats, args.warmup)
+        tokens = args.batch * args.seq_len
+        print(f"train step, B={args.batch} T={args.seq_len} {args.layers} layers d={args.d_model}, vocab {VOCAB}, "
+              f"{args.threads} threads, {args.repeats} interleaved steps per model")
         for c in cases:
-            t = time.perf_counter()
-            steps[c]()
-            if i >= args.warmup:
-                times[c].append(time.perf_counter() - t)
-    sec = {c: sorted(v)[len(v) // 2] for c, v in times.items()}
-    print(f"train step, B={args.batch} T={args.seq_len} {args.layers} layers d={args.d_model}, vocab {VOCAB}, "
-          f"{args.threads} threads, median of {args.steps} interleaved steps")
-    for c in cases:
-        print(f"  {c:12s} {sec[c]:7.2f} s/step  {args.batch * args.seq_len / sec[c]:8.0f} tok/s   "
-              f"(steps: {', '.join(f'{t:.1f}' for t in times[c])})")
-    print(f"ours / BioGptForCausalLM: {sec['hf'] / sec['ours']:.2f}x tokens/s (goal >= 1.0x)")
-    print(f"hybrid stages 2+3 overhead, whole steps: {100 * (sec['ours_hybrid'] / sec['ours'] - 1):+.1f}% of step time "
-          f"(goal <= 10%; within the step-to-step noise above)")
-    emb = {c: embed_step(steps[c].module, x) for c in ("ours", "ours_hybrid")}
-    emb_t: dict[str, list[float]] = {c: [] for c in emb}
-    for i in range(1 + args.embed_reps):
-        for c, fn in emb.items():
-            t = time.perf_counter()
-            fn()
-            if i > 0:
-                emb_t[c].append(time.perf_counter() - t)
-    lo = {c: min(v) for c, v in emb_t.items()}
-    extra = lo["ours_hybrid"] - lo["ours"]
-    print(f"embedding alone (fwd+bwd+AdamW, min of {args.embed_reps}): plain {1e3 * lo['ours']:.0f} ms, "
-          f"hybrid {1e3 * lo['ours_hybrid']:.0f} ms")
-    print(f"hybrid stages 2+3 overhead, measured directly: {1e3 * extra:.0f} ms = {100 * extra / sec['ours']:+.1f}% "
-          f"of the `ours` step (goal <= 10%)")
+            print(f"  {c:12s} s/step {spread(times[c])}  {tokens / median(times[c]):8.0f} tok/s   "
+                  f"(steps: {', '.join(f'{t:.2f}' for t in times[c])})")
+        b.record("step_s", times)
+        b.ratio("ours / BioGptForCausalLM, tokens/s", rate_ratios(times["ours"], times["hf"]), goal=1.0)
+        b.ratio("hybrid stages 2+3, step time / ours", [h / o for h, o in zip(times["ours_hybrid"], times["ours"],
+                                                                               strict=True)],
+                goal=1.10, higher_is_better=False)
+        emb = {c: embed_step(steps[c].module, x) for c in ("ours", "ours_hybrid")}
+        emb_t = interleaved(emb, args.embed_reps, 1)
+        print(f"embedding alone (fwd+bwd+AdamW), ms: plain {spread([1e3 * t for t in emb_t['ours']])}, "
+              f"hybrid {spread([1e3 * t for t in emb_t['ours_hybrid']])}")
+        extra = [h - o for h, o in zip(emb_t["ours_hybrid"], emb_t["ours"], strict=True)]
+        print(f"hybrid stages 2+3 cost, measured directly: {1e3 * median(extra):.0f} ms per step "
+              f"(range {1e3 * min(extra):.0f}-{1e3 * max(extra):.0f}) = {100 * median(extra) / median(times['ours']):+.1f}% "
+              f"of the median `ours` step (goal <= 10%)")
+        b.record("embed_s", emb_t)
+        b.ratio("hybrid embedding / plain embedding, time", [h / o for h, o in zip(emb_t["ours_hybrid"], emb_t["ours"],
+                                                                                    strict=True)],
+                higher_is_better=False)
 
 
 if __name__ == "__main__":

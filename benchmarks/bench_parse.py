@@ -1,4 +1,4 @@
-"""PubMed parsing speed: data_prep.parse_pubmed.iter_pubmed vs pubmed_parser vs a bare lxml iterparse.
+"""PubMed parsing speed: data_prep.parse.pubmed.iter_pubmed vs pubmed_parser vs a bare lxml iterparse.
 
 Builds a baseline-format `.xml.gz` (PubmedArticleSet of PubmedArticle, default 30,000 records) by
 repeating the real records in ../shared/data/pubmed (the 2016 MedlineCitations are wrapped in
@@ -9,7 +9,10 @@ process and in the same run (records per CPU-second of this one process, see `me
 - `pubmed_parser.parse_medline_xml` (0.5.x, default options): the reference we must beat by 3x;
 - a bare `lxml.etree.iterparse` pulling only PMID, title and abstract: near the gzip+XML limit.
 
-    .venv/bin/python benchmarks/bench_parse.py [--records 30000] [--repeats 3]
+Rounds interleave the parsers (the order rotates); each round gives one ratio per pair, and the
+ratio is reported as the median with its range over rounds (benchmarks/_stats.py).
+
+    .venv/bin/python benchmarks/bench_parse.py [--records 30000] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from data_prep.parse_pubmed import iter_pubmed  # noqa: E402
-from data_prep.xml_safety import open_binary  # noqa: E402
+from _stats import Bench, add_common_args, interleaved, rate_ratios  # noqa: E402
+
+from data_prep.parse.pubmed import iter_pubmed  # noqa: E402
+from data_prep.parse.xml_safety import open_binary  # noqa: E402
 
 SHARED_PUBMED = ROOT.parent / "shared" / "data" / "pubmed"
 HEADER = (
@@ -87,48 +93,52 @@ def pubmed_parser_iter(path: Path):
     return pubmed_parser.parse_medline_xml(str(path))
 
 
-def measure(parsers: dict[str, Callable[[Path], object]], path: Path, repeats: int) -> dict[str, tuple[float, int]]:
-    """Records per CPU-second (best of `repeats` rounds) for each parser.
+def measure(parsers: dict[str, Callable[[Path], object]], path: Path, repeats: int,
+            warmup: int) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, int]]:
+    """(CPU seconds per round, wall seconds per round, records) of each parser.
 
     The machine is shared: wall time swings with other users' load, while this process's CPU
-    time (`time.process_time`: parsing, gunzip, Python) does not. Rounds interleave the parsers
-    so whatever noise is left hits all of them alike. Wall time is printed too.
+    time (`time.process_time`: parsing, gunzip, Python) barely does, so ratios use CPU time.
     """
-    best_cpu = {name: float("inf") for name in parsers}
-    best_wall = dict(best_cpu)
     counts = dict.fromkeys(parsers, 0)
-    for _ in tqdm(range(repeats), desc="rounds", leave=False):
-        for name, fn in parsers.items():
-            c0, w0 = time.process_time(), time.perf_counter()
+    wall: dict[str, list[float]] = {name: [] for name in parsers}
+
+    def case(name: str, fn: Callable[[Path], object]) -> Callable[[], None]:
+        def run() -> None:
+            w0 = time.perf_counter()
             counts[name] = sum(1 for _ in fn(path))
-            best_cpu[name] = min(best_cpu[name], time.process_time() - c0)
-            best_wall[name] = min(best_wall[name], time.perf_counter() - w0)
-    print(f"{'':<32} {'records':>8} {'CPU s':>7} {'rec/CPU-s':>10} {'wall s':>7} {'rec/s wall':>11}")
-    for name in parsers:
-        n = counts[name]
-        print(f"{name:<32} {n:>8} {best_cpu[name]:7.2f} {n / best_cpu[name]:10,.0f} "
-              f"{best_wall[name]:7.2f} {n / best_wall[name]:11,.0f}")
-    return {name: (counts[name] / best_cpu[name], counts[name]) for name in parsers}
+            wall[name].append(time.perf_counter() - w0)
+        return run
+
+    cpu = interleaved({name: case(name, fn) for name, fn in parsers.items()}, repeats, warmup, clock="cpu")
+    wall = {name: v[warmup:] for name, v in wall.items()}  # drop the warm-up rounds
+    return cpu, wall, counts
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--records", type=int, default=30_000)
-    ap.add_argument("--repeats", type=int, default=3, help="best of N runs per parser")
+    add_common_args(ap, repeats=5, warmup=1)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench_parse_") as tmp:
+    with Bench("bench_parse", args) as b, tempfile.TemporaryDirectory(prefix="bench_parse_") as tmp:
         path = Path(tmp) / "pubmed_bench.xml.gz"
         distinct = build_file(path, args.records)
         print(f"{args.records} records ({distinct} distinct real ones), {path.stat().st_size / 1e6:.1f} MB gzipped")
-        rates = measure({
-            "data_prep iter_pubmed": iter_pubmed,
-            "pubmed_parser.parse_medline_xml": pubmed_parser_iter,
-            "bare lxml iterparse (3 fields)": bare_iterparse,
-        }, path, args.repeats)
-        (ours, n_ours), (ref, n_ref), (bare, _) = rates.values()
-        assert n_ours == n_ref == args.records, (n_ours, n_ref)
-        print(f"ratio iter_pubmed / pubmed_parser (records per CPU-second): {ours / ref:.2f}x (goal >= 3x)")
-        print(f"ratio iter_pubmed / bare iterparse (records per CPU-second): {ours / bare:.2f}x")
+        names = {"ours": "data_prep iter_pubmed", "ref": "pubmed_parser.parse_medline_xml",
+                 "bare": "bare lxml iterparse (3 fields)"}
+        cpu, wall, counts = measure({"ours": iter_pubmed, "ref": pubmed_parser_iter, "bare": bare_iterparse},
+                                    path, args.repeats, args.warmup)
+        assert counts["ours"] == counts["ref"] == args.records, counts
+        print(f"{'':<32} {'records':>8} {'CPU s (median, range)':>24} {'rec/CPU-s':>10} {'wall s':>7} {'rec/s wall':>11}")
+        for key, label in names.items():
+            c, w, n = sorted(cpu[key]), sorted(wall[key]), counts[key]
+            med_c, med_w = c[len(c) // 2], w[len(w) // 2]
+            print(f"{label:<32} {n:>8} {med_c:8.2f} ({c[0]:.2f}-{c[-1]:.2f}) {n / med_c:10,.0f} {med_w:7.2f} "
+                  f"{n / med_w:11,.0f}")
+            b.record(key, {"records": n, "cpu_s": cpu[key], "wall_s": wall[key]})
+        b.ratio("iter_pubmed / pubmed_parser, records per CPU-second", rate_ratios(cpu["ours"], cpu["ref"]), goal=3.0)
+        b.ratio("iter_pubmed / pubmed_parser, records per wall-second", rate_ratios(wall["ours"], wall["ref"]))
+        b.ratio("iter_pubmed / bare iterparse, records per CPU-second", rate_ratios(cpu["ours"], cpu["bare"]))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,19 @@
-"""`PrepConfig`: the whole prep config, typed and validated before any work starts.
+"""`PrepConfig`: the schema of `conf/prep.yaml`, the one check function, and the config hash.
 
-`build_config(cfg)` turns the composed Hydra config (or any mapping) into dataclasses, building
-every stage's config (clean, filters, dedup, decontam, tokenizer, source) so a wrong value fails at
-once with a `ConfigError` naming its dotted key. `config_hash` hashes only what changes outputs.
+The dataclasses here and in each stage's module (`ParseLimits`, `CleanConfig`, `FilterConfig`,
+`JatsOptions`, `DedupConfig`, `DecontamConfig`, the tokenizer and source schemas) are registered in Hydra's
+ConfigStore (`register_schemas`): `prep.yaml` and every `source/`, `tokenizer/` file starts its
+defaults list with its schema, so OmegaConf rejects an unknown key, a wrong type or an enum value
+outside its set while composing, before anything runs or is written. Each default is written once,
+in its dataclass; the YAML files hold presets only.
+
+What a type cannot say (ranges, cross-field rules, paths that must exist) is checked by
+`check_config`, which raises `common.config.ConfigError` naming the dotted key. `build_config`
+does both for a plain mapping (tests, `slurm/submit.py`); `python -m data_prep` calls it from a
+Hydra callback that runs before Hydra creates the output folder.
+
+`config_hash` hashes only what changes the outputs. Which input files went in is recorded and
+checked separately (`pipeline/inputs.py`), so a rerun with other inputs is refused, not mixed.
 """
 
 from __future__ import annotations
@@ -12,232 +23,242 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .tokenizer import TokenizerConfig
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
 
-STAGES = ("all", "fetch", "map", "reduce")
-# Keys that say where/how to run, not what to produce: left out of the config hash, so a resumed
-# run (or a Slurm array task, or more workers) is accepted into the same out_dir.
-RUN_ONLY_KEYS = ("out_dir", "workers", "stage", "task", "overwrite", "progress", "cache_dir", "hydra",
-                 "summary")
-RUN_ONLY_SOURCE_KEYS = ("path", "cache_dir", "parallel_downloads", "retries", "timeout_s", "backoff_s")
-
-TOP_LEVEL_KEYS = frozenset({
-    "out_dir", "workers", "stage", "task", "overwrite", "progress", "cache_dir", "source", "clean",
-    "filter", "jats", "dedup", "decontam", "tokenizer", "split", "shards", "documents", "rejects", "summary",
-})
-
-
-def to_plain(cfg: Any) -> Any:
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig | ListConfig):
-            return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
-    return cfg
-
-
-def _int(d: Mapping, key: str, section: str, default: int, lo: int = 0) -> int:
-    v = d.get(key, default)
-    if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-        raise ConfigError(f"{section}.{key}" if section else key, f"must be an integer >= {lo}, got {v!r}")
-    return v
+from common.config import ConfigError, check_range, to_plain
+from data_prep.parse.jats import JatsOptions
+from data_prep.parse.xml_safety import ParseLimits
+from data_prep.sources.config import (
+    SOURCE_SCHEMAS,
+    HttpSource,
+    SourceConfig,
+    check_source,
+    source_schema,
+)
+from data_prep.structured import plain, typed
+from data_prep.text.clean import CleanConfig
+from data_prep.text.decontam import DecontamConfig
+from data_prep.text.dedup import DedupConfig
+from data_prep.text.filters import FilterConfig
+from data_prep.tokens.tokenizer import (
+    SPECIAL_TOKENS,
+    TOKENIZER_SCHEMAS,
+    BpeTokenizerConfig,
+    PretrainedTokenizerConfig,
+    TokenizerConfig,
+)
 
 
-def _bool(d: Mapping, key: str, section: str, default: bool) -> bool:
-    v = d.get(key, default)
-    if not isinstance(v, bool):
-        raise ConfigError(f"{section}.{key}" if section else key, f"must be true or false, got {v!r}")
-    return v
+class Stage(str, Enum):
+    all = "all"
+    fetch = "fetch"  # resolve/download the inputs only
+    map = "map"
+    reduce = "reduce"
 
 
-def _keys(d: Any, section: str, allowed: set[str]) -> dict:
-    if d is None:
-        return {}
-    if not isinstance(d, Mapping):
-        raise ConfigError(section, f"must be a mapping, got {d!r}")
-    for k in d:
-        if k not in allowed:
-            raise ConfigError(f"{section}.{k}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
-    return dict(d)
+class Compression(str, Enum):
+    zstd = "zstd"
+    snappy = "snappy"
+    gzip = "gzip"
+    none = "none"
 
 
-@dataclass(frozen=True)
+@dataclass
+class TaskConfig:
+    """stage=map only: this task maps input files k with k % count == index (a Slurm array)."""
+
+    index: int = 0
+    count: int = 1
+
+
+@dataclass
 class SplitConfig:
-    val_fraction: float = 0.005
-
-    @classmethod
-    def from_mapping(cls, d: Any) -> SplitConfig:
-        d = _keys(d, "split", {"val_fraction"})
-        v = d.get("val_fraction", cls.val_fraction)
-        if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v < 1.0:
-            raise ConfigError("split.val_fraction", f"must be a number in [0, 1), got {v!r}")
-        return cls(float(v))
+    val_fraction: float = 0.005  # by a hash of the document id: adding data never moves a document
 
 
-@dataclass(frozen=True)
+@dataclass
 class ShardsConfig:
     max_tokens: int = 1 << 28  # 256M tokens: 512 MB uint16 shards
     batch_docs: int = 1024  # documents per encode_batch call
-    processes: int = 0  # 0: encode in the main process (tokenizers' Rust threads use every core)
-
-    @classmethod
-    def from_mapping(cls, d: Any) -> ShardsConfig:
-        d = _keys(d, "shards", {"max_tokens", "batch_docs", "processes"})
-        return cls(_int(d, "max_tokens", "shards", cls.max_tokens, 1), _int(d, "batch_docs", "shards", cls.batch_docs, 1),
-                   _int(d, "processes", "shards", cls.processes, 0))
+    processes: int = 0  # 0: encode in the main process (tokenizers' Rust threads use every core); N: N processes
 
 
-@dataclass(frozen=True)
+@dataclass
 class DocumentsConfig:
     rows_per_file: int = 200_000
     row_group_size: int = 10_000
-    compression: str = "zstd"
-
-    @classmethod
-    def from_mapping(cls, d: Any) -> DocumentsConfig:
-        d = _keys(d, "documents", {"rows_per_file", "row_group_size", "compression"})
-        comp = d.get("compression", cls.compression)
-        if comp not in ("zstd", "snappy", "gzip", "none"):
-            raise ConfigError("documents.compression", f"must be zstd, snappy, gzip or none, got {comp!r}")
-        return cls(_int(d, "rows_per_file", "documents", cls.rows_per_file, 1),
-                   _int(d, "row_group_size", "documents", cls.row_group_size, 1), comp)
+    compression: Compression = Compression.zstd
 
 
-@dataclass(frozen=True)
+@dataclass
 class SummaryConfig:
-    histogram: bool = True
+    histogram: bool = True  # doc_lengths.png
     print: bool = True
 
-    @classmethod
-    def from_mapping(cls, d: Any) -> SummaryConfig:
-        d = _keys(d, "summary", {"histogram", "print"})
-        return cls(_bool(d, "histogram", "summary", True), _bool(d, "print", "summary", True))
 
-
-@dataclass(frozen=True)
+@dataclass
 class PrepConfig:
-    out_dir: Path
-    source: dict
-    clean: Any
-    filter: Any
-    jats: Any
-    dedup: Any
-    decontam: Any
-    tokenizer: TokenizerConfig
-    split: SplitConfig = SplitConfig()
-    shards: ShardsConfig = ShardsConfig()
-    documents: DocumentsConfig = DocumentsConfig()
-    summary: SummaryConfig = SummaryConfig()
-    workers: int = 1
-    stage: str = "all"
-    task_index: int = 0
-    task_count: int = 1
-    overwrite: bool = False
+    """The whole `python -m data_prep` config (docs/data_prep.md)."""
+
+    source: SourceConfig = MISSING  # source=<name>: the schemas in data_prep/sources/config.py
+    tokenizer: TokenizerConfig = MISSING  # tokenizer=bpe | pretrained
+    out_dir: str = "runs/data/${source.name}"  # documents/, tokenizer/, shards/, manifest.json go here
+    workers: int = 1  # processes for the map stage (one input file per task)
+    stage: Stage = Stage.all
+    task: TaskConfig = field(default_factory=TaskConfig)
+    overwrite: bool = False  # true: delete outputs of a different config in out_dir instead of refusing
     progress: bool = True
-    rejects: bool = False
-    cache_dir: Path | None = None
-    raw: dict = field(default_factory=dict, repr=False)  # the plain resolved config, for the hash
+    rejects: bool = False  # true: write rejects/<file>.jsonl (id, reason) for every filtered-out record
+    cache_dir: str | None = None  # downloads / extracted tarballs / demo corpus; null: ${out_dir}/cache
+    parse: ParseLimits = field(default_factory=ParseLimits)  # memory bound per record (docs/data_prep.md)
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    jats: JatsOptions = field(default_factory=JatsOptions)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    decontam: DecontamConfig = field(default_factory=DecontamConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    shards: ShardsConfig = field(default_factory=ShardsConfig)
+    documents: DocumentsConfig = field(default_factory=DocumentsConfig)
+    summary: SummaryConfig = field(default_factory=SummaryConfig)
 
     @property
-    def config_hash(self) -> str:
-        return config_hash(self.raw)
+    def out_path(self) -> Path:
+        return Path(self.out_dir)
 
     @property
     def source_cache_dir(self) -> Path:
-        return self.cache_dir if self.cache_dir is not None else self.out_dir / "cache"
+        return Path(self.cache_dir) if self.cache_dir else self.out_path / "cache"
 
 
-def jats_options(d: Any) -> Any:
-    """`cfg.jats` -> parse_jats.JatsOptions (what of a full text is kept besides body text)."""
-    from .parse_jats import JatsOptions
-
-    allowed = {f.name for f in dataclasses.fields(JatsOptions)}
-    d = _keys(d, "jats", allowed)
-    for k, v in d.items():
-        if not isinstance(v, bool):
-            raise ConfigError(f"jats.{k}", f"must be true or false, got {v!r}")
-    return JatsOptions(**d)
-
-
-def config_hash(raw: Mapping) -> str:
-    """sha256 of the resolved config without the keys that only say where/how to run."""
-    return hashlib.sha256(json.dumps(hashed_config(raw), sort_keys=True, default=str).encode()).hexdigest()
+def register_schemas() -> None:
+    """Register the schemas conf/ refers to (`prep_schema`, `source/<name>_schema`,
+    `tokenizer/<kind>_schema`) in Hydra's ConfigStore; call before composing `prep`."""
+    cs = ConfigStore.instance()
+    cs.store(name="prep_schema", node=PrepConfig)
+    for name, schema in SOURCE_SCHEMAS.items():
+        cs.store(group="source", name=f"{name}_schema", node=schema)
+    for kind, schema in TOKENIZER_SCHEMAS.items():
+        cs.store(group="tokenizer", name=f"{kind}_schema", node=schema)
 
 
-def hashed_config(raw: Mapping) -> dict:
-    """The part of the config that decides the outputs (recorded in the manifest and hashed)."""
-    d = {k: v for k, v in raw.items() if k not in RUN_ONLY_KEYS}
-    if isinstance(d.get("source"), Mapping):
-        d["source"] = {k: v for k, v in d["source"].items() if k not in RUN_ONLY_SOURCE_KEYS}
-    if isinstance(d.get("shards"), Mapping):  # in-process or N processes: same bytes
-        d["shards"] = {k: v for k, v in d["shards"].items() if k != "processes"}
-    if isinstance(d.get("tokenizer"), Mapping) and d["tokenizer"].get("path"):
-        # A pretrained tokenizer is identified by its content (hashed in the manifest), not its path.
-        d["tokenizer"] = {k: v for k, v in d["tokenizer"].items() if k != "path"}
-    return json.loads(json.dumps(d, sort_keys=True, default=str))
+# ---- building and checking -------------------------------------------------------------------
 
 
 def build_config(cfg: Any) -> PrepConfig:
-    """Validate everything and return the typed config; raises ConfigError naming the key."""
-    from . import clean, decontam, dedup, filters, sources
+    """The typed, checked config from a composed DictConfig or a plain mapping.
 
-    raw = to_plain(cfg)
-    if not isinstance(raw, Mapping):
+    Types, unknown keys and enum values are checked by OmegaConf against the schema (the source
+    and tokenizer schemas are picked by `source.name` and `tokenizer.kind`), then `check_config`
+    checks the rest. Raises ConfigError naming the key.
+    """
+    if isinstance(cfg, PrepConfig):
+        check_config(cfg)
+        return cfg
+    if isinstance(cfg, DictConfig) and "hydra" in cfg:  # the callback sees Hydra's own node: not ours
+        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    values = to_plain(cfg)
+    if not isinstance(values, Mapping):
         raise ConfigError("<root>", "the prep config must be a mapping")
-    raw = {k: v for k, v in raw.items() if k != "hydra"}
-    for k in raw:
-        if k not in TOP_LEVEL_KEYS:
-            raise ConfigError(k, f"unknown key; allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}")
-    out_dir = raw.get("out_dir")
-    if out_dir in (None, "", "???"):
-        raise ConfigError("out_dir", "required: pass out_dir=<folder for the documents, tokenizer and shards>")
-    stage = raw.get("stage", "all")
-    if stage not in STAGES:
-        raise ConfigError("stage", f"must be one of {', '.join(STAGES)}, got {stage!r}")
-    task = _keys(raw.get("task"), "task", {"index", "count"})
-    count = _int(task, "count", "task", 1, 1)
-    index = _int(task, "index", "task", 0, 0)
-    if index >= count:
-        raise ConfigError("task.index", f"must be < task.count ({count}), got {index}")
-    if count > 1 and stage not in ("map",):
-        raise ConfigError("task.count", "task.count > 1 splits the map stage only: add stage=map "
-                                        "(then run stage=reduce once all map tasks are done)")
-    source = raw.get("source")
+    values = {k: v for k, v in values.items() if k != "hydra"}
+    source = values.get("source")
     if not isinstance(source, Mapping) or not source.get("name"):
         raise ConfigError("source", "choose a source: source=local source.path=<dir>, source=demo, ...")
-    if source.get("path") == "???" or ("path" in source and source.get("path") in (None, "")
-                                       and source.get("name") == "local"):
-        raise ConfigError("source.path", "required with source=local: source.path=<dir or glob>")
-    validate_source = getattr(sources, "validate_source", None)
-    if validate_source is not None:
-        validate_source(source)
-    cache_dir = raw.get("cache_dir")
-    return PrepConfig(
-        out_dir=Path(str(out_dir)),
-        source=dict(source),
-        clean=clean.CleanConfig.from_mapping(raw.get("clean")),
-        filter=filters.FilterConfig.from_mapping(raw.get("filter"), "filter"),
-        jats=jats_options(raw.get("jats")),
-        dedup=dedup.DedupConfig.from_mapping(raw.get("dedup")),
-        decontam=decontam.DecontamConfig.from_mapping(raw.get("decontam")),
-        tokenizer=TokenizerConfig.from_mapping(raw.get("tokenizer")),
-        split=SplitConfig.from_mapping(raw.get("split")),
-        shards=ShardsConfig.from_mapping(raw.get("shards")),
-        documents=DocumentsConfig.from_mapping(raw.get("documents")),
-        summary=SummaryConfig.from_mapping(raw.get("summary")),
-        workers=_int(raw, "workers", "", 1, 1),
-        stage=stage,
-        task_index=index,
-        task_count=count,
-        overwrite=_bool(raw, "overwrite", "", False),
-        progress=_bool(raw, "progress", "", True),
-        rejects=_bool(raw, "rejects", "", False),
-        cache_dir=Path(str(cache_dir)) if cache_dir not in (None, "") else None,
-        raw=dict(raw),
-    )
+    tokenizer = values.get("tokenizer") or {}
+    if not isinstance(tokenizer, Mapping):
+        raise ConfigError("tokenizer", f"must be a mapping, got {tokenizer!r}")
+    kind = tokenizer.get("kind", "bpe")
+    if kind not in TOKENIZER_SCHEMAS:
+        raise ConfigError("tokenizer.kind", f"unknown tokenizer {kind!r}: use tokenizer=bpe or tokenizer=pretrained")
+    schema = OmegaConf.structured(PrepConfig)
+    schema.source = OmegaConf.structured(source_schema(source["name"]))
+    schema.tokenizer = OmegaConf.structured(TOKENIZER_SCHEMAS[kind])
+    built = typed(schema, values)
+    check_config(built)
+    return built
+
+
+def check_config(cfg: PrepConfig) -> None:
+    """Every check a type cannot express, for the whole app; ConfigError names the dotted key."""
+    if not cfg.out_dir or cfg.out_dir == MISSING:
+        raise ConfigError("out_dir", "required: pass out_dir=<folder for the documents, tokenizer and shards>")
+    check_range("workers", cfg.workers, 1)
+    check_range("task.count", cfg.task.count, 1)
+    check_range("task.index", cfg.task.index, 0, cfg.task.count, hi_open=True)
+    if cfg.task.count > 1 and cfg.stage != Stage.map:
+        raise ConfigError("task.count", "task.count > 1 splits the map stage only: add stage=map "
+                                        "(then run stage=reduce once all map tasks are done)")
+    check_source(cfg.source)
+    _check_tokenizer(cfg.tokenizer)
+    check_range("parse.max_record_nodes", cfg.parse.max_record_nodes, 1)
+    check_range("parse.max_record_mb", cfg.parse.max_record_mb, 1)
+    f = cfg.filter
+    check_range("filter.min_chars", f.min_chars, 0)
+    check_range("filter.min_words", f.min_words, 0)
+    check_range("filter.langid_min_prob", f.langid_min_prob, 0.0, 1.0)
+    check_range("filter.langid_max_chars", f.langid_max_chars, 1)
+    if f.keep_languages is not None:
+        if not f.keep_languages:
+            raise ConfigError("filter.keep_languages", "is empty, which would drop everything; use null to keep all languages")
+        for code in f.keep_languages:
+            if code != "*" and not code.replace("-", "").isalpha():
+                raise ConfigError("filter.keep_languages", f"{code!r} is not a language code like 'eng'")
+    d = cfg.decontam
+    if d.ngram < 3:
+        raise ConfigError("decontam.ngram", f"must be >= 3 (shorter n-grams match unrelated text), got {d.ngram}")
+    check_range("decontam.min_overlap", d.min_overlap, 0.0, 1.0, lo_open=True)
+    d.listed_sources()  # the shape of decontam.sources
+    if d.enabled:
+        d.resolved_sources()  # the eval files must exist
+    check_range("split.val_fraction", cfg.split.val_fraction, 0.0, 1.0, hi_open=True)
+    check_range("shards.max_tokens", cfg.shards.max_tokens, 1)
+    check_range("shards.batch_docs", cfg.shards.batch_docs, 1)
+    check_range("shards.processes", cfg.shards.processes, 0)
+    check_range("documents.rows_per_file", cfg.documents.rows_per_file, 1)
+    check_range("documents.row_group_size", cfg.documents.row_group_size, 1)
+
+
+def _check_tokenizer(t: TokenizerConfig) -> None:
+    expected = TOKENIZER_SCHEMAS.get(t.kind)
+    if expected is None or type(t) is not expected:
+        raise ConfigError("tokenizer.kind", f"{t.kind!r} is set by the tokenizer group: use tokenizer=bpe or "
+                                            "tokenizer=pretrained")
+    if isinstance(t, BpeTokenizerConfig):
+        check_range("tokenizer.vocab_size", t.vocab_size, 256 + len(SPECIAL_TOKENS))  # 256 bytes + specials
+        check_range("tokenizer.min_frequency", t.min_frequency, 1)
+        check_range("tokenizer.max_train_docs", t.max_train_docs, 1)
+        check_range("tokenizer.max_train_bytes", t.max_train_bytes, 1)
+    elif isinstance(t, PretrainedTokenizerConfig):
+        if not t.path or t.path == MISSING:
+            raise ConfigError("tokenizer.path", "required with tokenizer=pretrained: tokenizer.path=<tokenizer.json>")
+        if not Path(t.path).is_file():
+            raise ConfigError("tokenizer.path", f"file not found: {t.path}")
+
+
+# ---- the config hash ---------------------------------------------------------------------------
+
+# Keys that say where/how to run, not what to produce: left out of the config hash, so a resumed
+# run (or a Slurm array task, or more workers) is accepted into the same out_dir.
+RUN_ONLY_KEYS = ("out_dir", "workers", "stage", "task", "overwrite", "progress", "cache_dir", "summary")
+# source.path is left out too: where the files are does not change the outputs, the files do, and
+# they are checked by name, size and sha256 (pipeline/inputs.py). So are the network knobs.
+RUN_ONLY_SOURCE_KEYS = ("path", *(f.name for f in dataclasses.fields(HttpSource) if f.name != "name"))
+
+
+def hashed_config(cfg: PrepConfig | DictConfig) -> dict:
+    """The part of the config that decides the outputs (recorded in the manifest and hashed)."""
+    d = {k: v for k, v in plain(cfg).items() if k not in RUN_ONLY_KEYS}
+    d["source"] = {k: v for k, v in d["source"].items() if k not in RUN_ONLY_SOURCE_KEYS}
+    d["shards"] = {k: v for k, v in d["shards"].items() if k != "processes"}  # in-process or N: same bytes
+    # A pretrained tokenizer is identified by its content (hashed in the manifest), not its path.
+    d["tokenizer"] = {k: v for k, v in d["tokenizer"].items() if k != "path"}
+    return json.loads(json.dumps(d, sort_keys=True, default=str))
+
+
+def config_hash(cfg: PrepConfig | DictConfig) -> str:
+    """sha256 of `hashed_config`."""
+    return hashlib.sha256(json.dumps(hashed_config(cfg), sort_keys=True, default=str).encode()).hexdigest()

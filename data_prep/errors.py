@@ -1,4 +1,5 @@
-"""Errors that name the file or key at fault and say what to do."""
+"""Errors that name the file at fault and say what to do (a wrong config value raises
+`common.config.ConfigError`, the project's one config error type)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,3 @@ class InputFileError(PrepError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
-
-
-class ConfigError(PrepError):
-    """A configuration value is wrong; raised before any work starts, naming the key."""
-
-    def __init__(self, key: str, reason: str):
-        self.key = key
-        self.reason = reason
-        super().__init__(f"config key '{key}': {reason}")

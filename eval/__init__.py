@@ -3,6 +3,5 @@
 Every generative task goes through the same path: a checkpoint writes a prediction file
 (`{"id": ..., "prediction": "<generated text>"}` per line), and the scorer reads it back, so a
 checkpoint of ours, a converted BioGPT checkpoint and another model's outputs are scored alike.
+What each task is (files, formats, answer extraction, scoring) lives in tasks/, shared with train/.
 """
-
-TASKS = ("perplexity", "pubmedqa", "bc5cdr", "ddi", "kd_dti", "hoc", "generate")

@@ -1,178 +1,197 @@
-"""The typed evaluation config, built and checked before any work starts."""
+"""The evaluation app's configuration: typed dataclasses registered in Hydra's ConfigStore as the
+schema of conf/eval.yaml (the `task` group's schema is tasks/config.py's, shared with train), and
+`check`, the one function for what a type cannot say.
+
+Every default is written here once; a misspelled key, a wrong type or a value outside an enum
+fails while Hydra composes, naming the key, and `CheckConfig` runs `build_config` before Hydra
+creates out_dir, so a bad value fails before anything is written. Imports neither torch nor
+Lightning: scoring a prediction file never loads them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from eval import TASKS
-from eval.errors import ConfigError
+import tasks
+from common.config import ConfigError, check_range
+from tasks.base import Choice, Kind, Task
+from tasks.config import TaskConfig, resolve_bench_dir
+from tasks.config import check as check_task
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MODES = {"pubmedqa": ("likelihood", "generate")}
 
 
-@dataclass(frozen=True)
+class DType(Choice):
+    auto = "auto"  # bf16 on CUDA, fp32 on CPU
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+@dataclass
 class GenerationConfig:
-    max_new_tokens: int = 64
-    greedy: bool = True
+    max_new_tokens: int | None = None  # null: the task's task.max_new_tokens
+    greedy: bool = True  # argmax decoding, as BioGPT's infer.sh (beam 1)
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
     batch_size: int = 8  # prompts generated together (left-padded)
 
 
-@dataclass(frozen=True)
-class TaskConfig:
-    name: str
-    mode: str = "generate"
-    prompt_format: str = "train"  # train | biogpt: the source format a checkpoint gets (eval/prompts.py)
-    files: dict[str, str] = field(default_factory=dict)
-    # perplexity
-    data: Path | None = None
-    split: str = "val"
-    block_size: int | None = None
-    batch_size: int = 8
-    max_windows: int | None = None
-    # generate
-    prompt: str | None = None
-    prompts_file: Path | None = None
-
-
-@dataclass(frozen=True)
+@dataclass
 class EvalConfig:
-    task: TaskConfig
-    out_dir: Path
-    data_dir: Path
-    checkpoint: Path | None = None
-    predictions: Path | None = None
-    limit: int | None = None
-    device: str = "auto"
-    dtype: str = "auto"
+    task: TaskConfig = field(default_factory=TaskConfig)
+    out_dir: str = "???"  # results.json, results.md (+ predictions.jsonl, figures) go here
+    checkpoint: str | None = None  # a checkpoint written by train/ (or a converted BioGPT one)
+    predictions: str | None = None  # or: a JSONL file of {"id": ..., "prediction": "<generated text>"}
+    limit: int | None = None  # score only the first N test items (smoke runs; numbers then not comparable)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: DType = DType.auto
     seed: int = 0
-    allow_contaminated: bool = False
-    train_manifest: Path | None = None
-    generation: GenerationConfig = GenerationConfig()
+    allow_contaminated: bool = False  # evaluate even if the checkpoint's training data holds test-set PMIDs
+    train_manifest: str | None = None  # the training data's manifest.json (overrides the one the checkpoint records)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
 
 
-def _path(value, base: Path | None = None) -> Path | None:
-    """User paths are relative to the working directory; `base` for those documented otherwise."""
-    if value in (None, ""):
-        return None
-    p = Path(str(value)).expanduser()
-    return p if p.is_absolute() else (base or Path.cwd()) / p
+@dataclass(frozen=True)
+class Settings:
+    """A checked EvalConfig with what it implies resolved: the task, paths, the generation budget."""
+
+    cfg: EvalConfig
+    task: Task
+    out_dir: Path
+    bench_dir: Path  # absolute
+    checkpoint: Path | None
+    predictions: Path | None
+    generation: GenerationConfig  # max_new_tokens filled in from the task when null
+
+    @property
+    def name(self) -> str:
+        return self.task.name
+
+    def files(self) -> dict[str, Path]:
+        """The task's files: its layout under bench_dir with the task.files overrides."""
+        return self.task.paths(self.bench_dir, self.cfg.task.files.overrides())
 
 
-def _positive(key: str, value, allow_none: bool = True) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(key, f"must be a positive integer, got {value!r}")
-    return value
+cs = ConfigStore.instance()
+cs.store(name="eval_schema", node=EvalConfig)
+
+MISSING_HINTS = {
+    "task.name": ("task", lambda: f"missing; pass task=<{'|'.join(tasks.names())}>"),
+    "out_dir": ("out_dir", lambda: "missing; pass out_dir=<folder for results.json and results.md>"),
+}
 
 
-def build_config(cfg: DictConfig) -> EvalConfig:
-    """DictConfig -> EvalConfig, raising ConfigError (naming the key) on the first bad value."""
-    if "task" not in cfg or OmegaConf.is_missing(cfg, "task") or not isinstance(cfg.task, DictConfig):
-        raise ConfigError("task", f"missing; pass task=<{'|'.join(TASKS)}>")
-    raw = OmegaConf.to_container(cfg, resolve=True)
-    t = raw["task"]
-    name = t.get("name")
-    if name not in TASKS:
-        raise ConfigError("task", f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
-    mode = t.get("mode", "generate")
-    allowed = MODES.get(name, ("generate",) if name != "perplexity" else ("score",))
-    if mode not in allowed:
-        raise ConfigError("task.mode", f"{mode!r} is not a mode of {name}; choose one of {', '.join(allowed)}")
-    prompt_format = t.get("prompt_format", "train")
-    if prompt_format not in ("train", "biogpt"):
-        raise ConfigError("task.prompt_format", f"{prompt_format!r}; use train (train/'s fine-tuning source) or biogpt")
-    known_task = set(TaskConfig.__dataclass_fields__) | {"max_new_tokens"}
-    extra = set(t) - known_task
-    if extra:
-        raise ConfigError(f"task.{sorted(extra)[0]}", f"unknown key for task {name}")
-    task = TaskConfig(
-        name=name, mode=mode, prompt_format=prompt_format, files=dict(t.get("files") or {}), data=_path(t.get("data")),
-        split=str(t.get("split", "val")), block_size=_positive("task.block_size", t.get("block_size")),
-        batch_size=_positive("task.batch_size", t.get("batch_size", 8), allow_none=False),
-        max_windows=_positive("task.max_windows", t.get("max_windows")),
-        prompt=t.get("prompt"), prompts_file=_path(t.get("prompts_file")),
-    )
-
-    if raw.get("out_dir") in (None, "", "???"):
-        raise ConfigError("out_dir", "missing; pass out_dir=<folder for results.json and results.md>")
-    checkpoint, predictions = _path(raw.get("checkpoint")), _path(raw.get("predictions"))
+def check(ec: EvalConfig) -> Settings:
+    """Everything a type cannot say, in one place: ranges and which keys go together."""
+    task = check_task(ec.task)
+    checkpoint, predictions = _path(ec.checkpoint), _path(ec.predictions)
     if checkpoint and predictions:
         raise ConfigError("predictions", "give either checkpoint=<ckpt> or predictions=<jsonl>, not both")
-    if name in ("perplexity", "generate"):
+    if task.kind is not Kind.BENCHMARK:
         if predictions:
-            raise ConfigError("predictions", f"task {name} needs a model: pass checkpoint=<ckpt>")
+            raise ConfigError("predictions", f"task {task.name} needs a model: pass checkpoint=<ckpt>")
         if not checkpoint:
-            raise ConfigError("checkpoint", f"task {name} needs checkpoint=<ckpt>")
+            raise ConfigError("checkpoint", f"task {task.name} needs checkpoint=<ckpt>")
     elif not (checkpoint or predictions):
         raise ConfigError("checkpoint", "pass checkpoint=<ckpt> to run a model, or predictions=<jsonl> to score a file")
     if checkpoint and not checkpoint.exists():
         raise ConfigError("checkpoint", f"{checkpoint} does not exist; pass the path of a checkpoint written by train/")
-    if name == "generate" and not (task.prompt or task.prompts_file):
+    if task.kind is Kind.GENERATION and not (ec.task.prompt or ec.task.prompts_file):
         raise ConfigError("task.prompt", "task generate needs task.prompt='<text>' or task.prompts_file=<txt>")
-    if task.prompts_file and not task.prompts_file.is_file():
-        raise ConfigError("task.prompts_file", f"{task.prompts_file} does not exist")
-
-    g = dict(raw.get("generation") or {})
-    unknown_g = set(g) - set(GenerationConfig.__dataclass_fields__)
-    if unknown_g:
-        raise ConfigError(f"generation.{sorted(unknown_g)[0]}", "unknown key")
-    max_new = g.get("max_new_tokens") or t.get("max_new_tokens") or 64
-    temperature = g.get("temperature", 1.0)
-    if not isinstance(temperature, int | float) or temperature <= 0:
-        raise ConfigError("generation.temperature", f"must be > 0, got {temperature!r}")
-    top_p = g.get("top_p")
-    if top_p is not None and not (isinstance(top_p, int | float) and 0 < top_p <= 1):
-        raise ConfigError("generation.top_p", f"must be in (0, 1], got {top_p!r}")
-    gen = GenerationConfig(
-        max_new_tokens=_positive("generation.max_new_tokens", max_new, allow_none=False),
-        greedy=bool(g.get("greedy", True)), temperature=float(temperature),
-        top_k=_positive("generation.top_k", g.get("top_k")), top_p=top_p,
-        batch_size=_positive("generation.batch_size", g.get("batch_size", 8), allow_none=False),
-    )
-    device = str(raw.get("device", "auto"))
-    if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
-        raise ConfigError("device", f"{device!r}; use auto, cpu, cuda or cuda:N")
-    dtype = str(raw.get("dtype", "auto"))
-    if dtype not in ("auto", "float32", "bfloat16", "float16"):
-        raise ConfigError("dtype", f"{dtype!r}; use auto, float32, bfloat16 or float16")
-    return EvalConfig(
-        task=task, out_dir=_path(raw["out_dir"]), data_dir=_path(raw.get("data_dir") or "../shared/data", REPO_ROOT).resolve(),
-        checkpoint=checkpoint, predictions=predictions, limit=_positive("limit", raw.get("limit")),
-        device=device, dtype=dtype, seed=int(raw.get("seed", 0)),
-        allow_contaminated=bool(raw.get("allow_contaminated", False)),
-        train_manifest=_path(raw.get("train_manifest")), generation=gen,
-    )
+    if ec.task.prompts_file and not Path(ec.task.prompts_file).is_file():
+        raise ConfigError("task.prompts_file", f"{ec.task.prompts_file} does not exist")
+    if not (ec.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", ec.device)):
+        raise ConfigError("device", f"{ec.device!r}; use auto, cpu, cuda or cuda:N")
+    check_range("limit", ec.limit, 1, allow_none=True)
+    check_range("seed", ec.seed, 0, 2**63 - 1)
+    g = ec.generation
+    check_range("generation.max_new_tokens", g.max_new_tokens, 1, allow_none=True)
+    check_range("generation.temperature", g.temperature, 0, lo_open=True)
+    check_range("generation.top_k", g.top_k, 1, allow_none=True)
+    check_range("generation.top_p", g.top_p, 0, 1, lo_open=True, allow_none=True)
+    check_range("generation.batch_size", g.batch_size, 1)
+    gen = dataclasses.replace(g, max_new_tokens=g.max_new_tokens or ec.task.max_new_tokens)
+    return Settings(ec, task, Path(ec.out_dir), resolve_bench_dir(ec.task).resolve(), checkpoint, predictions, gen)
 
 
-def rewrite_overrides(argv: list[str]) -> list[str]:
-    """`task=X` -> `eval_task@task=X`: train/'s conf/task/ group would otherwise claim the key.
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser() if value else None
 
-    An unknown task fails here with the key named, before Hydra composes anything.
-    """
-    out = []
-    for arg in argv:
-        if arg.startswith("task="):
-            value = arg.split("=", 1)[1]
-            for name in value.split(","):  # a comma list is a multirun sweep (-m)
-                if name not in TASKS:
-                    raise ConfigError("task", f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
-            arg = f"eval_task@task={value}"
-        out.append(arg)
-    return out
+
+def build_config(cfg: Any) -> Settings:
+    """The checked settings of a composed config (a DictConfig from Hydra, or a plain dict of the same
+    shape, validated against the schema here). Raises ConfigError naming the key."""
+    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+    try:
+        body = {k: OmegaConf.to_container(node[k], resolve=True) if OmegaConf.is_config(node[k]) else node[k]
+                for k in node if k != "hydra" and not OmegaConf.is_missing(node, k)}  # missing: the schema's ???
+        merged = OmegaConf.merge(OmegaConf.structured(EvalConfig), body)
+        missing = sorted(OmegaConf.missing_keys(merged))
+        if missing:
+            key, reason = MISSING_HINTS.get(missing[0], (missing[0], lambda: "missing: set it"))
+            raise ConfigError(key, reason())
+        ec = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise config_error(e) from None
+    return check(ec)
+
+
+def config_error(e: OmegaConfBaseException) -> ConfigError:
+    """OmegaConf's exception as ConfigError(full key, first line), with the closest valid key."""
+    key = e.full_key or "<root>"
+    reason = str(e.msg).splitlines()[0] if e.msg else type(e).__name__
+    if isinstance(e, ConfigKeyError) and dataclasses.is_dataclass(e.object_type):
+        valid = [f.name for f in dataclasses.fields(e.object_type)]
+        close = difflib.get_close_matches(str(e.key), valid, n=1)
+        reason = "unknown key" + (f" (did you mean '{close[0]}'?)" if close else "") + f"; valid keys: {', '.join(valid)}"
+    return ConfigError(key, reason)
 
 
 def compose(overrides: list[str]) -> DictConfig:
     """The config `python -m eval <overrides>` would run with (for tests and notebooks)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        return hydra_compose(config_name="eval", overrides=rewrite_overrides(overrides))
+        return hydra_compose(config_name="eval", overrides=overrides)
+
+
+def groups_help(*groups: str) -> str:
+    """`group: option, option` lines for --help, from Hydra's own search path."""
+    loader = GlobalHydra.instance().config_loader()
+    return "\n".join(f"{g}: {', '.join(sorted(loader.get_group_options(g)))}" for g in groups)
+
+
+OmegaConf.register_new_resolver("app_groups", groups_help, replace=True)
+
+
+class CheckConfig(Callback):
+    """Hydra calls this after composing and before it creates out_dir and .hydra/: a bad value ends
+    `python -m eval` with one line naming the key (exit 2), and nothing is written."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_or_exit(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_or_exit(config)
+
+
+def _check_or_exit(config: DictConfig) -> None:
+    try:
+        build_config(config)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)  # SystemExit passes Hydra's error handler, which would print a traceback

@@ -12,6 +12,8 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from eval.config import REPO_ROOT
 from eval.errors import ContaminationError, DataFileError
 
@@ -48,7 +50,6 @@ def manifest_from_info(info: dict) -> Path | None:
 
 def training_pmids(manifest_path: Path) -> set[str]:
     """PMIDs of the documents in the training split of a data_prep output folder."""
-    import pyarrow.parquet as pq
     if manifest_path.is_dir():
         manifest_path = manifest_path / "manifest.json"
     if not manifest_path.is_file():

@@ -1,24 +1,19 @@
-"""Errors that reach the user as one line naming the file or config key and what to do."""
+"""Errors that reach the user as one line naming the file or config key and what to do.
+
+`python -m eval` prints these (and `common.config.ConfigError`, `tasks.base.TaskError` such as
+`DataFileError` for a bad benchmark or prediction file) as a single `error: ...` line and exits 2.
+"""
 
 from __future__ import annotations
 
+from common.config import ConfigError
+from tasks.base import DataFileError
+
+__all__ = ["ConfigError", "ContaminationError", "DataFileError", "EvalError"]
+
 
 class EvalError(Exception):
-    """Base class: `python -m eval` prints these as a single `error: ...` line and exits 2."""
-
-
-class ConfigError(EvalError):
-    def __init__(self, key: str, reason: str):
-        self.key = key
-        self.reason = reason
-        super().__init__(f"config key '{key}': {reason}")
-
-
-class DataFileError(EvalError):
-    def __init__(self, path: object, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+    """Base class of eval's own errors."""
 
 
 class ContaminationError(EvalError):

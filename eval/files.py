@@ -1,35 +1,18 @@
-"""Reading evaluation inputs (with errors that name the file) and writing outputs atomically."""
+"""Prediction files: `{"id": ..., "prediction": "<generated text>"}` per line, read with errors that
+name `file:line`, written atomically (common.atomic)."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from eval.errors import DataFileError
-
-DATA_HINT = "set data_dir=<folder> (or BIOGPT_EVAL_DATA) to the folder holding pubmedqa/ and biogpt/"
-
-
-def require_file(path: Path, what: str) -> Path:
-    if not path.is_file():
-        raise DataFileError(path, f"missing {what}; {DATA_HINT}")
-    return path
-
-
-def load_json(path: Path, what: str):
-    require_file(path, what)
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataFileError(path, f"not valid JSON ({e}); restore the original {what}") from e
+from common.atomic import atomic_write_text
+from tasks.base import DataFileError
 
 
 def read_predictions(path: Path) -> dict[str, str]:
-    """`{"id": ..., "prediction": "<generated text>"}` per line -> {id: text}; ids compared as strings."""
+    """{id: text}; ids compared as strings."""
     if not path.is_file():
         raise DataFileError(path, "prediction file not found; pass predictions=<jsonl> with one "
                                   '{"id": ..., "prediction": "..."} object per line')
@@ -51,22 +34,6 @@ def read_predictions(path: Path) -> dict[str, str]:
                 raise DataFileError(f"{path}:{n}", f"duplicate id {key!r}; keep one prediction per id")
             out[key] = rec["prediction"]
     return out
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_predictions(path: Path, items: Iterable[tuple[str, str]]) -> None:

@@ -1,7 +1,7 @@
 """A checkpoint, ready for evaluation: the model, a text codec and the checkpoint's info.
 
-Loading goes through train/'s `train.checkpoint.load_model(path) -> (Decoder, tokenizer, info)`,
-so eval reads every checkpoint train/ can (ours, or a converted BioGPT one).
+Loading goes through `common.checkpoint.load_model(path) -> (Decoder, tokenizer, info)`,
+so eval reads every checkpoint train/ writes (ours, or a converted BioGPT one) without importing train/.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from common.checkpoint import CheckpointError, load_model
 from eval.errors import EvalError
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,6 @@ def model_max_len(model: torch.nn.Module, info: dict) -> int:
 
 
 def load(checkpoint: Path, device: str = "auto", dtype: str = "auto") -> Loaded:
-    try:
-        from train.checkpoint import CheckpointError, load_model
-    except ImportError as e:
-        raise EvalError(f"{checkpoint}: cannot load checkpoints: train.checkpoint.load_model is not available ({e}); "
-                        "update the checkout, or score a prediction file with predictions=<jsonl>") from e
     try:
         model, tokenizer, info = load_model(checkpoint)
     except CheckpointError as e:  # already one line naming the file

@@ -8,7 +8,6 @@ tokens): it does not depend on the tokenizer, so models with different vocabular
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +16,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from data_prep.errors import PrepError
+from data_prep.tokens.shards import TokenShards
 from eval.errors import DataFileError
 from eval.modeling import Loaded, logits_of
+from tasks.pretrain import perplexity_metrics
 
 
 @dataclass(frozen=True)
@@ -33,14 +35,15 @@ class PerplexityResult:
     def metrics(self) -> dict:
         return {"perplexity": self.perplexity, "bits_per_byte": self.bits_per_byte, "nll_per_token": self.nll_per_token}
 
+    @classmethod
+    def of(cls, nll: float, tokens: int, nbytes: int, windows: int) -> PerplexityResult:
+        return cls(**perplexity_metrics(nll, tokens, nbytes), tokens=tokens, bytes=nbytes, windows=windows)
+
     def counts(self) -> dict:
         return {"tokens": self.tokens, "bytes": self.bytes, "windows": self.windows}
 
 
-def open_shards(manifest: Path, split: str):
-    from data_prep.errors import PrepError
-    from data_prep.shards import TokenShards
-
+def open_shards(manifest: Path, split: str) -> TokenShards:
     try:
         return TokenShards.from_manifest(manifest, split=split)
     except PrepError as e:
@@ -65,7 +68,4 @@ def evaluate(loaded: Loaded, shards, block_size: int, batch_size: int, max_windo
         nll += float(F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum"))
         tokens += targets.numel()
         nbytes += sum(len(loaded.codec.decode(r[1:].tolist()).encode("utf-8")) for r in rows)
-    return PerplexityResult(
-        perplexity=math.exp(nll / tokens), bits_per_byte=nll / math.log(2) / max(nbytes, 1),
-        nll_per_token=nll / tokens, tokens=tokens, bytes=nbytes, windows=n_windows,
-    )
+    return PerplexityResult.of(nll, tokens, nbytes, n_windows)

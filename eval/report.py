@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from eval.files import atomic_write_json, atomic_write_text
+import matplotlib
+
+matplotlib.use("Agg")  # no display on cluster nodes; set before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
+
+from common.atomic import atomic_path, atomic_write_json, atomic_write_text  # noqa: E402
 
 PERCENT = {"accuracy", "macro_f1", "precision", "recall", "f1", "ontology_precision", "ontology_recall", "ontology_f1"}
 
@@ -33,11 +38,6 @@ def markdown(results: dict) -> str:
 
 
 def confusion_png(path: Path, confusion: dict, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on cluster nodes
-    import matplotlib.pyplot as plt
-
     m = confusion["matrix"]
     fig, ax = plt.subplots(figsize=(4.5, 3.6))
     ax.imshow(m, cmap="Blues")
@@ -51,10 +51,9 @@ def confusion_png(path: Path, confusion: dict, title: str) -> None:
         for j, v in enumerate(row):
             ax.text(j, i, str(v), ha="center", va="center", color="white" if v > vmax / 2 else "black")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def write(out_dir: Path, results: dict, items: list[dict] | None = None) -> None:

@@ -1,11 +1,15 @@
-"""Typed model configuration with named presets (`ModelConfig.from_name("biogpt")`)."""
+"""Typed model configuration with named presets (`ModelConfig.from_name("biogpt")`).
+
+The presets below are the only copy: `python -m train model=<name>` composes them (train/config.py
+registers them as the `model` config group, with enums made from CHOICES so Hydra rejects a bad
+value while composing). `__post_init__` is the model's one validation function (ranges, choices,
+cross-field rules); it raises `ModelConfigError` naming the key.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,11 +18,23 @@ POSITIONS = ("rope", "learned")
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
 BACKENDS = ("auto", "sdpa", "blocked", "flex", "flash", "naive")
 LAYER_KINDS = ("local", "global")
+# The fields whose value (or, for layer_pattern, each entry) comes from a fixed set.
+CHOICES: dict[str, tuple[str, ...]] = {"position": POSITIONS, "activation": ACTIVATIONS,
+                                       "attn_backend": BACKENDS, "layer_pattern": LAYER_KINDS}
+
+
+class ModelConfigError(ValueError):
+    """A model config value is wrong; `key` is the field's name, `reason` what is wrong with it."""
+
+    def __init__(self, key: str, reason: str, message: str):
+        self.key, self.reason = key, reason
+        super().__init__(f"model config: {message}")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything that decides the decoder's shape and math. Defaults give the `biogpt` preset."""
+    """Everything that decides the decoder's shape and math. Defaults are BioGPT's shape; the
+    presets below override them."""
 
     # sizes
     vocab_size: int = 42384
@@ -61,20 +77,22 @@ class ModelConfig:
         if isinstance(self.layer_pattern, list):  # YAML gives lists; keep the config hashable
             object.__setattr__(self, "layer_pattern", tuple(self.layer_pattern))
         positive = ("vocab_size", "n_layer", "n_head", "d_model", "d_ff", "max_seq_len", "max_chars",
-                    "char_dim", "char_channels", "char_kernel", "term_buckets", "term_dim", "term_max_tokens")
+                    "char_dim", "char_channels", "char_kernel", "term_buckets", "term_dim", "term_max_tokens",
+                    "rope_base", "norm_eps", "init_std")
         for key in positive:
             if getattr(self, key) <= 0:
                 _bad(key, getattr(self, key), "must be > 0")
         if self.d_model % self.n_head:
             _bad("d_model", self.d_model, f"must be divisible by n_head={self.n_head}")
-        if self.position not in POSITIONS:
-            _bad("position", self.position, f"must be one of {POSITIONS}")
+        for key in ("position", "activation", "attn_backend"):
+            if getattr(self, key) not in CHOICES[key]:
+                _bad(key, getattr(self, key), f"must be one of {CHOICES[key]}")
         if self.position == "rope" and self.head_dim % 2:
             _bad("d_model", self.d_model, f"RoPE needs an even head dim, got {self.head_dim}")
-        if self.activation not in ACTIVATIONS:
-            _bad("activation", self.activation, f"must be one of {ACTIVATIONS}")
-        if self.attn_backend not in BACKENDS:
-            _bad("attn_backend", self.attn_backend, f"must be one of {BACKENDS}")
+        if self.position_offset < 0:
+            _bad("position_offset", self.position_offset, "must be >= 0")
+        if not 0 <= self.pad_id < self.vocab_size:
+            _bad("pad_id", self.pad_id, f"must be a token id in [0, vocab_size={self.vocab_size})")
         if self.window is not None and self.window < 1:
             _bad("window", self.window, "must be >= 1 or null (all layers global)")
         if self.global_every < 0:
@@ -115,20 +133,20 @@ class ModelConfig:
 
     @classmethod
     def from_mapping(cls, d: Mapping[str, Any]) -> ModelConfig:
-        """Build from a plain mapping (e.g. Hydra's `cfg.model`); unknown keys and bad types fail,
-        naming the key. A `name` key picks a preset that the other keys override."""
+        """Build from a plain mapping (a checkpoint's `model_config`, Hydra's `cfg.model` as a dict).
+        A `name` key picks a preset that the other keys override; an unknown key fails naming the
+        closest field. Values are checked by `__post_init__` (Hydra input is typed by train's schema)."""
         d = dict(d)
         name = d.pop("name", None)
         if name is not None and name in presets:
             d = {**presets[name], **d}
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        hints = typing.get_type_hints(cls)
-        for key, value in d.items():
+        fields = [f.name for f in dataclasses.fields(cls)]
+        for key in d:
             if key not in fields:
                 close = difflib.get_close_matches(key, fields, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(f"model config: unknown key {key!r}{hint}; valid keys: {sorted(fields)}")
-            d[key] = _coerce(key, value, hints[key])
+                why = f"unknown key{hint}; valid keys: {sorted(fields)}"
+                raise ModelConfigError(key, why, f"{why.replace('unknown key', f'unknown key {key!r}', 1)}")
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,43 +160,28 @@ class ModelConfig:
 
 
 def _bad(key: str, value: Any, why: str) -> None:
-    raise ValueError(f"model config: {key}={value!r} {why}")
-
-
-def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """Check `value` against the field's annotation; accept ints for floats and lists for tuples."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        hint = next(a for a in args if a is not type(None))
-        args = typing.get_args(hint)
-    if typing.get_origin(hint) is tuple:
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            _bad(key, value, "must be a list of strings")
-        return tuple(value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
-        _bad(key, value, "must be an integer")
-    if hint is bool and not isinstance(value, bool):
-        _bad(key, value, "must be true or false")
-    if hint in (float, str) and not isinstance(value, hint):
-        _bad(key, value, f"must be a {hint.__name__}")
-    return value
+    raise ModelConfigError(key, f"{value!r} {why}", f"{key}={value!r} {why}")
 
 
 # Presets describe the project's model (hybrid stages on, local attention with a global layer every
-# 4th); `from_hf_biogpt` builds the all-global, hybrid-off config that reproduces BioGPT itself.
+# 4th), except biogpt_dense, BioGPT itself. `python -m train model=<name>` composes these.
 presets: dict[str, dict[str, Any]] = {
+    # Tiny model for CPU tests and demos (seconds per step): every feature on, RoPE, W=16.
     "tiny": dict(vocab_size=512, n_layer=2, n_head=4, d_model=64, d_ff=256, max_seq_len=256,
                  position="rope", window=16, global_every=2, char_dim=16, char_channels=32,
                  term_buckets=1024, term_dim=32),
-    # BioGPT (Luo et al. 2022) shape: 347M parameters with the hybrid stages off. Learned positions
-    # keep it loadable from converted BioGPT weights (see docs/model.md).
+    # BioGPT (Luo et al. 2022) shape: 347M parameters with the hybrid stages off, BioGPT's dropout
+    # 0.1. Learned positions (1024 + 2, as fairseq) keep it loadable from converted BioGPT weights
+    # (see docs/model.md); local attention W=256 with a global layer every 4th.
     "biogpt": dict(vocab_size=42384, n_layer=24, n_head=16, d_model=1024, d_ff=4096, max_seq_len=1024,
-                   position="learned"),
-    # BioGPT-Large shape (1.57B, "1.5B" in the paper) with RoPE so contexts can grow past 2,048.
+                   position="learned", dropout=0.1, attn_dropout=0.1),
+    # BioGPT itself: all-global attention, hybrid stages off (what from_hf_biogpt builds); for
+    # like-for-like comparisons with microsoft/biogpt.
+    "biogpt_dense": dict(vocab_size=42384, n_layer=24, n_head=16, d_model=1024, d_ff=4096, max_seq_len=1024,
+                         position="learned", dropout=0.1, attn_dropout=0.1, window=None,
+                         char_stage=False, term_stage=False),
+    # BioGPT-Large shape (1.57B, "1.5B" in the paper) with RoPE so contexts can grow past 2,048
+    # with local layers (W=512, a global layer every 4th).
     "biogpt_large": dict(vocab_size=57717, n_layer=48, n_head=25, d_model=1600, d_ff=6400,
                          max_seq_len=2048, position="rope", window=512),
 }

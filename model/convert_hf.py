@@ -1,9 +1,10 @@
-"""BioGPT interop: `transformers` BioGptForCausalLM <-> our Decoder.
+"""BioGPT interop: `transformers` BioGptForCausalLM <-> our Decoder, without importing transformers.
 
 `from_hf_biogpt` returns a decoder configured as BioGPT (learned positions with offset 2,
 sqrt(d)-scaled embeddings, pre-LN, GELU, tied head, all-global attention, hybrid stages off) whose
 logits match. Keyword overrides switch on local attention / hybrid stages for continued
-pretraining (see docs/model.md). `transformers` is only imported by the caller, never here.
+pretraining (see docs/model.md). The way back, `to_hf_biogpt_state`, gives the config and weights
+that `export.hf.to_hf_biogpt` turns into a `BioGptForCausalLM` (model/ imports only torch).
 """
 
 from __future__ import annotations
@@ -43,8 +44,16 @@ def from_hf_biogpt(hf_model: Any, tokens: Sequence[str] | VocabTables | None = N
     """Our Decoder with the weights of a `BioGptForCausalLM`. `overrides` change the config (e.g.
     window=256, global_every=4, char_stage=True, term_stage=True); `tokens` (BioGPT's dict.txt
     entries, index = id, or `VocabTables`) are attached for the hybrid stages."""
-    config = config_from_hf(hf_model.config, **overrides)
-    sd = {k: v.detach() for k, v in hf_model.state_dict().items()}
+    model = from_hf_biogpt_state(hf_model.config, hf_model.state_dict(), tokens, **overrides)
+    return model.to(next(hf_model.parameters()).dtype)
+
+
+def from_hf_biogpt_state(hf_config: Any, state_dict: dict[str, torch.Tensor],
+                         tokens: Sequence[str] | VocabTables | None = None, **overrides: Any) -> Decoder:
+    """`from_hf_biogpt` from a BioGPT config (any object with its attributes) and its state dict,
+    e.g. read from an exported folder's config.json and model.safetensors without `transformers`."""
+    config = config_from_hf(hf_config, **overrides)
+    sd = {k: v.detach() for k, v in state_dict.items()}
     out = {"embed.tok.weight": sd["biogpt.embed_tokens.weight"], "embed.pos.weight": sd["biogpt.embed_positions.weight"],
            "ln_f.weight": sd["biogpt.layer_norm.weight"], "ln_f.bias": sd["biogpt.layer_norm.bias"]}
     if config.position != "learned":
@@ -65,25 +74,30 @@ def from_hf_biogpt(hf_model: Any, tokens: Sequence[str] | VocabTables | None = N
         raise ValueError(f"from_hf_biogpt: weights did not map cleanly (missing {missing}, unexpected {unexpected})")
     if tokens is not None:
         model.attach_vocab(tokens)
-    return model.to(next(hf_model.parameters()).dtype)
+    return model.to(out["embed.tok.weight"].dtype)
 
 
-def to_hf_biogpt(model: Decoder):
-    """Export a BioGPT-compatible decoder back to a `transformers.BioGptForCausalLM`."""
-    from transformers import BioGptConfig, BioGptForCausalLM
-
-    c = model.config
-    problems = [why for bad, why in (
+def biogpt_incompatibilities(c: ModelConfig) -> list[str]:
+    """Why a decoder with this config cannot be a plain `BioGptForCausalLM` ([] when it can)."""
+    return [why for bad, why in (
         (c.position != "learned" or c.position_offset != 2, "positions must be learned with offset 2"),
         (c.char_stage or c.term_stage, "hybrid stages have no BioGPT equivalent (set char_stage/term_stage false)"),
         (any(not c.is_global(i) for i in range(c.n_layer)), "local attention layers have no BioGPT equivalent"),
         (not c.bias or not c.tie_embeddings, "BioGPT has biases and a tied head"),
         (c.norm_eps != 1e-5, "BioGPT's LayerNorms use eps=1e-5"),
     ) if bad]
+
+
+def to_hf_biogpt_state(model: Decoder) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(BioGptConfig keyword arguments, BioGptForCausalLM state dict) for a BioGPT-compatible
+    decoder; `export.hf.to_hf_biogpt` builds the transformers model from them. Raises ValueError
+    saying why when the decoder has no BioGPT equivalent."""
+    c = model.config
+    problems = biogpt_incompatibilities(c)
     if problems:
         raise ValueError("to_hf_biogpt: this decoder is not BioGPT-compatible: " + "; ".join(problems))
     acts = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu"}
-    hf_config = BioGptConfig(
+    config = dict(
         vocab_size=c.vocab_size, hidden_size=c.d_model, num_hidden_layers=c.n_layer, num_attention_heads=c.n_head,
         intermediate_size=c.d_ff, hidden_act=acts[c.activation], max_position_embeddings=c.max_seq_len,
         scale_embedding=c.scale_embedding, hidden_dropout_prob=c.dropout, attention_probs_dropout_prob=c.attn_dropout,
@@ -103,6 +117,4 @@ def to_hf_biogpt(model: Decoder):
                      ("final_layer_norm", "ln_2"), ("fc1", "mlp.fc"), ("fc2", "mlp.proj")):
             for kind in ("weight", "bias"):
                 out[f"{dst}.{a}.{kind}"] = sd[f"{src}.{b}.{kind}"]
-    hf = BioGptForCausalLM(hf_config)
-    hf.load_state_dict({k: v.clone() for k, v in out.items()}, strict=True)
-    return hf.to(next(model.parameters()).dtype)
+    return config, out

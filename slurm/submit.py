@@ -92,6 +92,16 @@ def compose(config_name: str, overrides: Sequence[str]) -> Any:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    if config_name == "prep":  # conf/prep.yaml names its schemas, which live in Hydra's ConfigStore
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        from data_prep.config import register_schemas
+
+        register_schemas()
+    elif config_name == "train":  # conf/train.yaml composes on the schema train/config.py registers on import
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        import train.config  # noqa: F401
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             return hydra_compose(config_name, overrides=list(overrides))

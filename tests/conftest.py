@@ -25,7 +25,23 @@ def shared_data() -> Path:
     return shared_path()
 
 
+# pytest-randomly shuffles the tests of these folders only (its seed is printed at the top of the
+# run; `-p randomly --randomly-seed=N` repeats an order, `-p no:randomly` turns it off). The other
+# folders keep file order until their tests are checked under random order too.
+RANDOM_ORDER = (ROOT / "tests" / "data_prep", ROOT / "tests" / "demo_corpus")
+
+
+def _random_order(item) -> bool:
+    return any(Path(str(item.path)).resolve().is_relative_to(d) for d in RANDOM_ORDER)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_collection_modifyitems(config, items):
+    collected = list(items)  # registered after pytest-randomly, so this runs before its shuffle
+    yield
+    if config.pluginmanager.hasplugin("randomly"):
+        shuffled = iter([i for i in items if _random_order(i)])
+        items[:] = [next(shuffled) if _random_order(i) else i for i in collected]
     try:
         import torch
 

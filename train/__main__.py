@@ -7,18 +7,21 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from common.checkpoint import CheckpointError
+from common.config import ConfigError
+from tasks.base import TaskError
+
+from . import config as _schema  # noqa: F401  registers train's config schema before Hydra composes
+from .module import TrainingDiverged
+from .run import run
+from .sampler import ResumeError
+
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .module import TrainingDiverged
-    from .run import run
-    from .sampler import ResumeError
-
     try:
         result = run(cfg)
-    except (ConfigError, CheckpointError, ResumeError, TrainingDiverged, FileNotFoundError) as e:
+    except (ConfigError, CheckpointError, ResumeError, TrainingDiverged, TaskError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     print(f"{result.state} at step {result.step}; run dir {result.run_dir}"

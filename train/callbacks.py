@@ -22,16 +22,16 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from .checkpoint import LAST
+from common.atomic import atomic_path, atomic_write_text
+from common.checkpoint import LAST
+from model.flops import PEAK_BF16_FLOPS, flops_per_token
 
 METRIC_FIELDS = ["step", "loss", "lr", "grad_norm", "tokens_per_s", "tokens_seen", "mfu", "time"]
 VAL_FIELDS = ["step", "val_loss", "time"]
 
 
 def write_status(run_dir: Path, state: str, **extra) -> None:
-    tmp = run_dir / "status.json.tmp"
-    tmp.write_text(json.dumps({"state": state, "time": time.time(), **extra}, indent=2))
-    os.replace(tmp, run_dir / "status.json")
+    atomic_write_text(run_dir / "status.json", json.dumps({"state": state, "time": time.time(), **extra}, indent=2))
 
 
 def _truncate_csv(path: Path, max_step: int) -> None:
@@ -43,17 +43,13 @@ def _truncate_csv(path: Path, max_step: int) -> None:
     if not rows:
         return
     keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= max_step]
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         csv.writer(f).writerows(keep)
-    os.replace(tmp, path)
 
 
 def _peak_flops(world_size: int) -> float | None:
     if not torch.cuda.is_available():
         return None
-    from model.flops import PEAK_BF16_FLOPS
-
     name = torch.cuda.get_device_name()
     for key, peak in PEAK_BF16_FLOPS.items():
         if key.lower() in name.lower():
@@ -117,8 +113,6 @@ class TrainingControl(L.Callback):
         connector = getattr(trainer, "_signal_connector", None)
         if connector is not None and getattr(connector, "received_sigterm", False):
             connector.received_sigterm = False
-        from model.flops import flops_per_token
-
         self._flops_per_token = flops_per_token(pl_module.model_config, self.seq_len)
         self._peak = _peak_flops(trainer.world_size)
         self._last_saved_step = trainer.global_step
@@ -128,7 +122,7 @@ class TrainingControl(L.Callback):
                 path = self.run_dir / name
                 _truncate_csv(path, trainer.global_step)
                 if not path.is_file():
-                    with open(path, "w", newline="") as f:
+                    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
                         csv.writer(f).writerow(fields)
             write_status(self.run_dir, "running", step=trainer.global_step)
 

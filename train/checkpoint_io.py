@@ -9,7 +9,7 @@ from typing import Any
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from .checkpoint import atomic_torch_save, safe_load
+from common.checkpoint import atomic_torch_save, safe_load
 
 
 class SafeCheckpointIO(TorchCheckpointIO):

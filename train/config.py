@@ -1,50 +1,94 @@
-"""Typed training configuration, built from the composed Hydra config before any work starts.
+"""The training app's configuration: typed dataclasses registered in Hydra's ConfigStore as the
+schema of conf/train.yaml and its groups, and `check`, the one function for what a type cannot say.
 
-Every section is a dataclass; `TrainConfig.from_omegaconf(cfg)` rejects unknown keys and wrong
-types naming the dotted key (`trainer.max_stepz`), so a typo in an experiment file fails in
-seconds instead of after a job waited in a queue. The model section goes through
-`model.ModelConfig.from_mapping`, which does the same for the model.
+conf/train.yaml composes on top of `train_schema` (`TrainConfig`), so every default is written
+here once and a misspelled key, a wrong type or a value outside an enum fails while Hydra composes,
+naming the key. `CheckConfig` (a Hydra callback) then runs `build_config` before Hydra creates the
+run directory, so a bad range fails before anything is written. The `model` group's options are
+model/config.py's presets, registered below with a schema generated from `ModelConfig`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
+import sys
 import typing
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
-TASKS = ("pretrain", "pubmedqa", "bc5cdr", "ddi", "kd_dti")
-STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed")
-SCHEDULES = ("cosine", "linear", "constant")
-LOGGERS = ("wandb", "csv")
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from common.config import ConfigError, check_range
+from model.config import CHOICES, ModelConfig, ModelConfigError, presets
+from tasks.base import Choice, Kind
+from tasks.config import TaskConfig
+from tasks.config import check as check_task
+
+__all__ = ["ConfigError", "TrainConfig", "build_config", "check"]
 
 
-class ConfigError(ValueError):
-    """A configuration value is wrong; raised before any work starts, naming the key."""
-
-    def __init__(self, key: str, reason: str):
-        self.key = key
-        super().__init__(f"config key '{key}': {reason}")
+class Schedule(Choice):
+    cosine = "cosine"
+    linear = "linear"
+    constant = "constant"
 
 
-@dataclass
-class TaskConfig:
-    name: str = "pretrain"  # pretrain | pubmedqa | bc5cdr | ddi | kd_dti
-    data_dir: str = "runs/demo/data"  # data_prep out_dir: shards (pretrain) and tokenizer/
-    tokenizer: str | None = None  # tokenizer.json; null = the one named by <data_dir>/manifest.json
-    seq_len: int = 128  # tokens per training window / max fine-tuning sequence length
-    # fine-tuning only: JSON files in the task's raw layout (BioGPT's data/<task>/raw, PubMedQA's)
-    train_file: str | None = None
-    val_file: str | None = None
-    test_file: str | None = None
-    init_from: str | None = None  # checkpoint to start from (ours, or a converted BioGPT)
-    vocab_size_from_tokenizer: bool = False  # set model.vocab_size to the tokenizer's size (demo data)
+class StrategyName(Choice):
+    auto = "auto"  # one device, or DDP when several are asked for (Lightning's choice)
+    ddp = "ddp"
+    fsdp = "fsdp"
+    deepspeed = "deepspeed"
 
-    @property
-    def is_pretrain(self) -> bool:
-        return self.name == "pretrain"
+
+class LoggerName(Choice):
+    wandb = "wandb"
+    csv = "csv"
+
+
+class WandbMode(Choice):
+    auto = "auto"  # online when logged in (WANDB_API_KEY or ~/.netrc), else offline
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
+
+
+# Lightning's spellings, which are not Python names: built with the functional API.
+Accelerator = Choice("Accelerator", {v: v for v in ("cpu", "gpu", "cuda", "mps", "auto")})
+Precision = Choice("Precision", {v: v for v in ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")})
+ShardingStrategy = Choice("ShardingStrategy", {v: v for v in ("FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD")})
+ProcessGroupBackend = Choice("ProcessGroupBackend", {v: v for v in ("nccl", "gloo", "mpi")})
+
+
+def _model_schema() -> type:
+    """ModelConfig's fields as a Hydra schema: the same names, types and defaults (so nothing is
+    written twice), with the CHOICES fields as enums so a bad value fails while composing."""
+    hints = typing.get_type_hints(ModelConfig)
+    fields = []
+    for f in dataclasses.fields(ModelConfig):
+        hint = hints[f.name]
+        default: Any = f.default
+        if f.name in CHOICES:
+            choice = Choice(f"model_{f.name}", {v: v for v in CHOICES[f.name]})
+            if f.name == "layer_pattern":  # a list of local/global, one per layer
+                hint = list[choice] | None
+            else:
+                hint, default = choice, choice[f.default]
+        fields.append((f.name, hint, field(default=default)))
+    return dataclasses.make_dataclass("ModelSchema", fields)
+
+
+ModelSchema = _model_schema()
+
+
+def _preset_node(preset: dict[str, Any]):
+    values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in preset.items()}
+    return OmegaConf.merge(OmegaConf.structured(ModelSchema), values)
 
 
 @dataclass
@@ -59,29 +103,29 @@ class DataConfig:
 class OptimConfig:
     lr: float = 3e-4
     min_lr_ratio: float = 0.1  # the schedule ends at lr * min_lr_ratio
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.1  # matrices only; no decay on norms, biases, embeddings
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
     eps: float = 1e-8
     warmup_steps: int = 100
-    schedule: str = "cosine"  # cosine | linear | constant
+    schedule: Schedule = Schedule.cosine
     decay_steps: int | None = None  # length of warmup+decay; null = trainer.max_steps
     fused: bool = False  # torch's fused AdamW (GPU only)
 
 
 @dataclass
 class TrainerConfig:
-    accelerator: str = "cpu"
+    accelerator: Accelerator = Accelerator["cpu"]
     devices: int = 1
     num_nodes: int = 1
-    precision: str = "32-true"  # bf16-mixed on GPUs
+    precision: Precision = Precision["32-true"]  # bf16-mixed on GPUs
     max_steps: int = 100
     accumulate_grad_batches: int = 1
-    gradient_clip_val: float | None = 1.0
+    gradient_clip_val: float | None = 1.0  # global-norm clipping; 0 or null = off
     val_check_interval: int = 50  # optimizer steps between validations
     checkpoint_every_n_steps: int = 50  # `last.ckpt` refresh interval (also at the end and on signals)
-    save_top_k: int = 2  # best checkpoints by val/loss
+    save_top_k: int = 2  # best checkpoints by val/loss (0 = none)
     max_nan_skips: int = 10  # non-finite losses tolerated before the run stops
-    requeue_on_signal: bool = False  # true: `scontrol requeue` after a SIGTERM/SIGUSR1 save
+    requeue_on_signal: bool = False  # true: `scontrol requeue` after a SIGUSR1 save
     compile: bool = False
     activation_checkpointing: bool = False
     progress_bar: bool = True
@@ -90,23 +134,21 @@ class TrainerConfig:
 
 @dataclass
 class StrategyConfig:
-    name: str = "auto"  # auto | ddp | fsdp | deepspeed
-    process_group_backend: str | None = None  # null = nccl on GPU, gloo on CPU
+    name: StrategyName = StrategyName.auto
+    process_group_backend: ProcessGroupBackend | None = None  # null = nccl on GPU, gloo on CPU
     find_unused_parameters: bool = False
-    # fsdp
-    sharding_strategy: str = "FULL_SHARD"
-    # deepspeed
-    stage: int = 2
-    offload_optimizer: bool = False
-    offload_parameters: bool = False
+    sharding_strategy: ShardingStrategy = ShardingStrategy["FULL_SHARD"]  # fsdp
+    stage: int = 2  # deepspeed ZeRO stage
+    offload_optimizer: bool = False  # deepspeed
+    offload_parameters: bool = False  # deepspeed
 
 
 @dataclass
 class LoggerConfig:
-    name: str = "wandb"  # wandb | csv (metrics.csv in run_dir is written either way)
+    name: LoggerName = LoggerName.wandb  # metrics.csv in run_dir is written either way
     project: str = "biogpt-healthcare"
     entity: str | None = None
-    mode: str = "auto"  # auto (online when logged in, else offline) | online | offline | disabled
+    mode: WandbMode = WandbMode.auto  # WANDB_MODE overrides
     tags: list[str] = field(default_factory=list)
     group: str | None = None
 
@@ -125,128 +167,145 @@ class DebugConfig:
 
 @dataclass
 class TrainConfig:
-    run_dir: str
-    resume: str = "auto"  # auto | none | <checkpoint path>
+    run_dir: str = "runs/train"  # stable across requeues: checkpoints/, metrics.csv, status.json live here
+    resume: str = "auto"  # auto (checkpoints/last.ckpt in run_dir if present) | none | <checkpoint path>
     seed: int = 1234
     task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelSchema = field(default_factory=ModelSchema)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     debug: DebugConfig = field(default_factory=DebugConfig)
-    model: dict[str, Any] = field(default_factory=dict)  # validated by ModelConfig.from_mapping
 
     @classmethod
     def from_omegaconf(cls, cfg: Any) -> TrainConfig:
-        from omegaconf import OmegaConf
+        return build_config(cfg)
 
-        raw = OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else cfg
-        raw = {k: v for k, v in raw.items() if k != "hydra"}
-        tc = _build(cls, raw, "")
-        tc.check()
-        return tc
-
-    def model_config(self):
-        from model import ModelConfig
-
+    def model_config(self) -> ModelConfig:
         try:
-            return ModelConfig.from_mapping(self.model)
-        except ValueError as e:
-            raise ConfigError("model", str(e)) from None
-
-    def check(self) -> None:
-        """Cross-field checks (types were checked while building)."""
-        if self.task.name not in TASKS:
-            raise ConfigError("task.name", f"{self.task.name!r} is not one of {TASKS}")
-        if not self.task.is_pretrain and not self.task.train_file:
-            raise ConfigError("task.train_file", f"task {self.task.name} needs a JSON file to fine-tune on")
-        if self.strategy.name not in STRATEGIES:
-            raise ConfigError("strategy.name", f"{self.strategy.name!r} is not one of {STRATEGIES}")
-        if self.optim.schedule not in SCHEDULES:
-            raise ConfigError("optim.schedule", f"{self.optim.schedule!r} is not one of {SCHEDULES}")
-        if self.logger.name not in LOGGERS:
-            raise ConfigError("logger.name", f"{self.logger.name!r} is not one of {LOGGERS}")
-        if self.logger.mode not in ("auto", "online", "offline", "disabled"):
-            raise ConfigError("logger.mode", f"{self.logger.mode!r}: use auto, online, offline or disabled")
-        if not self.run_dir:
-            raise ConfigError("run_dir", "must be set (a stable directory: resume looks for checkpoints there)")
-        for key in ("max_steps", "accumulate_grad_batches", "val_check_interval", "checkpoint_every_n_steps"):
-            if getattr(self.trainer, key) < 1:
-                raise ConfigError(f"trainer.{key}", "must be >= 1")
-        for key in ("batch_size", "val_batches"):
-            if getattr(self.data, key) < 1:
-                raise ConfigError(f"data.{key}", "must be >= 1")
-        if self.task.seq_len < 2:
-            raise ConfigError("task.seq_len", "must be >= 2")
-        if self.optim.lr <= 0:
-            raise ConfigError("optim.lr", "must be > 0")
-        if self.debug.step_delay_s < 0:
-            raise ConfigError("debug.step_delay_s", "must be >= 0")
-        mc = self.model_config()
-        if self.task.seq_len > mc.max_seq_len and mc.position == "learned":
-            raise ConfigError("task.seq_len", f"{self.task.seq_len} exceeds model.max_seq_len={mc.max_seq_len} "
-                              "(learned positions)")
+            return ModelConfig.from_mapping(plain(dataclasses.asdict(self.model)))
+        except ModelConfigError as e:
+            raise ConfigError(f"model.{e.key}", e.reason) from None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain values only (enums as their strings): config.json, loggers and checkpoints hold it."""
+        return plain(dataclasses.asdict(self))
 
 
-def _build(cls: type, raw: Any, path: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ConfigError(path or "<root>", f"expected a mapping, got {type(raw).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in raw.items():
-        dotted = f"{path}.{key}" if path else key
-        if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(dotted, f"unknown key{hint}; valid keys: {', '.join(sorted(fields))}")
-        kwargs[key] = _coerce(value, hints[key], dotted)
-    missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise ConfigError(f"{path + '.' if path else ''}{missing[0]}", "is required")
-    return cls(**kwargs)
+def plain(obj: Any) -> Any:
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    return obj
 
 
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
-            if type(None) in args:
-                return None
-            raise ConfigError(key, "must not be null")
-        hint = next(a for a in args if a is not type(None))
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if value is None and hint is not Any:
-        raise ConfigError(key, "must not be null")
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key)
-    if hint is Any:
-        return value
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(key, "must be a mapping")
-        return dict(value)
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(key, f"must be a list, got {value!r}")
-        inner = args[0] if args else Any
-        items = [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
-        if origin is tuple:
-            if len(args) == 2 and args[1] is not Ellipsis and len(items) != 2:
-                raise ConfigError(key, f"must have 2 entries, got {len(items)}")
-            return tuple(items)
-        return items
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(key, f"must be an integer, got {value!r}")
-    if hint is bool and not isinstance(value, bool):
-        raise ConfigError(key, f"must be true or false, got {value!r}")
-    if hint in (float, str) and not isinstance(value, hint):
-        raise ConfigError(key, f"must be a {hint.__name__}, got {value!r}")
-    return value
+cs = ConfigStore.instance()
+cs.store(name="train_schema", node=TrainConfig)
+for _name, _preset in presets.items():
+    cs.store(group="model", name=_name, node=_preset_node(_preset))
+
+
+def check(tc: TrainConfig) -> None:
+    """Everything a type cannot say, in one place: the range of every number, then cross-field rules."""
+    task = check_task(tc.task)
+    if not task.trainable:
+        raise ConfigError("task", f"task {task.name} has nothing to train on; use pretrain or a benchmark")
+    if not tc.run_dir:
+        raise ConfigError("run_dir", "must be set (a stable directory: resume looks for checkpoints there)")
+    check_range("seed", tc.seed, 0, 2**32 - 1)
+    d, o, tr, s, dbg = tc.data, tc.optim, tc.trainer, tc.strategy, tc.debug
+    check_range("data.batch_size", d.batch_size, 1)
+    check_range("data.num_workers", d.num_workers, 0)
+    check_range("data.val_batches", d.val_batches, 1)
+    check_range("optim.lr", o.lr, 0, 1, lo_open=True)
+    check_range("optim.min_lr_ratio", o.min_lr_ratio, 0, 1)
+    check_range("optim.weight_decay", o.weight_decay, 0, 1)
+    if len(o.betas) != 2:
+        raise ConfigError("optim.betas", f"needs 2 values (beta1, beta2), got {len(o.betas)}")
+    for i, beta in enumerate(o.betas):
+        check_range(f"optim.betas[{i}]", beta, 0, 1, hi_open=True)
+    check_range("optim.eps", o.eps, 0, 1, lo_open=True)
+    check_range("optim.warmup_steps", o.warmup_steps, 0)
+    check_range("optim.decay_steps", o.decay_steps, 1, allow_none=True)
+    for key in ("devices", "num_nodes", "max_steps", "accumulate_grad_batches", "val_check_interval",
+                "checkpoint_every_n_steps", "log_every_n_steps"):
+        check_range(f"trainer.{key}", getattr(tr, key), 1)
+    check_range("trainer.gradient_clip_val", tr.gradient_clip_val, 0, allow_none=True)
+    check_range("trainer.save_top_k", tr.save_top_k, 0)
+    check_range("trainer.max_nan_skips", tr.max_nan_skips, 0)
+    check_range("strategy.stage", s.stage, 1, 3)
+    for i, batch in enumerate(dbg.nan_at_batches):
+        check_range(f"debug.nan_at_batches[{i}]", batch, 0)
+    check_range("debug.sigkill_at_step", dbg.sigkill_at_step, 1, allow_none=True)
+    check_range("debug.sigterm_at_step", dbg.sigterm_at_step, 1, allow_none=True)
+    check_range("debug.step_delay_s", dbg.step_delay_s, 0)
+    # cross-field rules
+    if not tc.task.data_dir and (task.kind is Kind.LANGUAGE_MODEL or not tc.task.tokenizer):
+        raise ConfigError("task.data_dir", "must be set: the data_prep out_dir (manifest.json, tokenizer/"
+                                           + (", shards/)" if task.kind is Kind.LANGUAGE_MODEL else ")"))
+    mc = tc.model_config()
+    if tc.task.seq_len > mc.max_seq_len and mc.position == "learned":
+        raise ConfigError("task.seq_len", f"{tc.task.seq_len} exceeds model.max_seq_len={mc.max_seq_len} "
+                                          "(learned positions)")
+
+
+def build_config(cfg: Any) -> TrainConfig:
+    """The checked TrainConfig of a composed config (a DictConfig from Hydra, or a plain dict of the
+    same shape, which is validated against the schema here). Raises ConfigError naming the key."""
+    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+    try:
+        body = {k: OmegaConf.to_container(node[k], resolve=True) if OmegaConf.is_config(node[k]) else node[k]
+                for k in node if k != "hydra" and not OmegaConf.is_missing(node, k)}  # missing: the schema's ???
+        merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), body)
+        missing = sorted(OmegaConf.missing_keys(merged))
+        if missing:
+            raise ConfigError(missing[0], "missing: it has no default, set it")
+        tc = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise config_error(e) from None
+    check(tc)
+    return tc
+
+
+def config_error(e: OmegaConfBaseException) -> ConfigError:
+    """OmegaConf's exception as ConfigError(full key, first line), with the closest valid key."""
+    key = e.full_key or "<root>"
+    reason = str(e.msg).splitlines()[0] if e.msg else type(e).__name__
+    if isinstance(e, ConfigKeyError) and dataclasses.is_dataclass(e.object_type):
+        valid = [f.name for f in dataclasses.fields(e.object_type)]
+        close = difflib.get_close_matches(str(e.key), valid, n=1)
+        reason = "unknown key" + (f" (did you mean '{close[0]}'?)" if close else "") + f"; valid keys: {', '.join(valid)}"
+    return ConfigError(key, reason)
+
+
+def groups_help(*groups: str) -> str:
+    """`group: option, option` lines for --help, from Hydra's own search path (files and ConfigStore)."""
+    loader = GlobalHydra.instance().config_loader()
+    return "\n".join(f"{g}: {', '.join(sorted(loader.get_group_options(g)))}" for g in groups)
+
+
+OmegaConf.register_new_resolver("app_groups", groups_help, replace=True)
+
+
+class CheckConfig(Callback):
+    """Hydra calls this after composing and before it creates the run directory and .hydra/: a bad
+    value ends `python -m train` with one line naming the key, and nothing is written."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_or_exit(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_or_exit(config)
+
+
+def _check_or_exit(config: DictConfig) -> None:
+    try:
+        build_config(config)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)  # SystemExit passes Hydra's error handler, which would print a traceback

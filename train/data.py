@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from data_prep.tokens.shards import TokenShards
+
 from .sampler import ResumableBatchSampler
 
 
@@ -112,8 +114,6 @@ class PretrainDataModule(ResumableDataModule):
         self.seq_len = seq_len
 
     def setup(self, stage: str | None = None) -> None:
-        from data_prep.shards import TokenShards
-
         self.train_ds = PackedWindows(TokenShards.from_manifest(self.data_dir, split="train"), self.seq_len)
         self.val_ds = PackedWindows(TokenShards.from_manifest(self.data_dir, split="val"), self.seq_len)
         if len(self.val_ds) == 0:

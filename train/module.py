@@ -20,6 +20,9 @@ import lightning as L
 import torch
 from torch import nn
 
+from common.checkpoint import model_state, safe_load
+from model import Decoder, chunked_cross_entropy
+
 from .config import DebugConfig, OptimConfig
 from .optim import build_optimizer, schedule_fn
 
@@ -44,8 +47,6 @@ class LMModule(L.LightningModule):
                  debug: DebugConfig | None = None, compile: bool = False, activation_checkpointing: bool = False,
                  strategy: str = "auto", zero_stage: int = 0):
         super().__init__()
-        from model import Decoder
-
         self.automatic_optimization = False
         self.model_config = model_config
         self.model = Decoder(model_config, seed=seed)
@@ -74,8 +75,6 @@ class LMModule(L.LightningModule):
 
     # -- construction -------------------------------------------------------------------------
     def _init_weights_from(self, path: str) -> None:
-        from .checkpoint import model_state, safe_load
-
         state = model_state(safe_load(path))
         missing, unexpected = self.model.load_state_dict(state, strict=False)
         # A pretrained checkpoint must cover every weight (vocabulary buffers may be re-attached).
@@ -91,7 +90,7 @@ class LMModule(L.LightningModule):
                 block.forward = _checkpointed_forward(block)
         if self.zero_stage == 3:
             # The chunked loss reads the head weight outside the embedding's forward; ZeRO-3 must
-            # gather it for the whole step.
+            # gather it for the whole step. (Imported here: DeepSpeed is an optional extra.)
             import deepspeed
 
             deepspeed.zero.register_external_parameter(self, self.model.head_weight)
@@ -108,8 +107,6 @@ class LMModule(L.LightningModule):
 
     # -- steps --------------------------------------------------------------------------------
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        from model import chunked_cross_entropy
-
         hidden = self.model(batch["input_ids"], return_hidden=True)  # (B, T, C)
         return chunked_cross_entropy(hidden, self.model.head_weight, batch["labels"])
 

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on cluster nodes; set before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
+
+from common.atomic import atomic_path  # noqa: E402
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -15,11 +21,6 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def plot_loss(run_dir: str | Path, out: str | Path | None = None) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     run_dir = Path(run_dir)
     train = read_csv(run_dir / "metrics.csv")
     if not train:
@@ -35,8 +36,7 @@ def plot_loss(run_dir: str | Path, out: str | Path | None = None) -> Path | None
     ax.grid(alpha=0.3)
     ax.legend()
     out = Path(out) if out else run_dir / "loss_curve.png"
-    tmp = out.with_name(out.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, out)
     return out

@@ -17,17 +17,17 @@ import argparse
 import csv
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from common.atomic import atomic_write_text
+from data_prep.tokens.shards import TokenShards
+
 
 def unigram_entropy(data_dir: str | Path, split: str = "train") -> float:
     """Entropy (nats/token) of the token unigram distribution of a shard split."""
-    from data_prep.shards import TokenShards
-
     shards = TokenShards.from_manifest(data_dir, split=split)
     counts = np.zeros(shards.vocab_size, dtype=np.int64)
     step = 1 << 20
@@ -123,9 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     text, metrics = build_report(a.data, a.pretrain, a.finetune, a.eval)
     out = a.out or a.pretrain.parent / "report.md"
     for path, body in ((out, text), (out.with_suffix(".json"), json.dumps(metrics, indent=2))):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(body, encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, body)
     sys.stdout.write(text)
     print(f"report: {out}")
 

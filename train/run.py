@@ -16,10 +16,26 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.plugins.environments import SLURMEnvironment
+from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy, FSDPStrategy
 
+import tasks
+from common.atomic import atomic_path, atomic_write_text
+from common.config import ConfigError
+from model.block import Block
+from tasks.base import Kind
+from tasks.config import resolve_bench_dir
+
+from .callbacks import SignalFlag, TrainingControl, write_status
 from .checkpoint import find_resume
 from .checkpoint_io import SafeCheckpointIO
-from .config import ConfigError, TrainConfig
+from .config import TrainConfig, build_config
+from .data import PretrainDataModule
+from .finetune_data import FinetuneDataModule
+from .module import LMModule, TrainingDiverged
+from .plot import plot_loss
+from .tokenizer_io import decoded_vocab, load_tokenizer, tokenizer_path
 from .tracking import build_logger, scrub
 
 
@@ -37,21 +53,13 @@ def build_strategy(cfg: TrainConfig):
     s = cfg.strategy
     if s.name == "auto":
         return "auto"
-    backend = s.process_group_backend or ("gloo" if cfg.trainer.accelerator == "cpu" else "nccl")
+    backend = str(s.process_group_backend or ("gloo" if cfg.trainer.accelerator == "cpu" else "nccl"))
     if s.name == "ddp":
-        from lightning.pytorch.strategies import DDPStrategy
-
         return DDPStrategy(process_group_backend=backend, find_unused_parameters=s.find_unused_parameters)
     if s.name == "fsdp":
-        from lightning.pytorch.strategies import FSDPStrategy
-
-        from model.block import Block
-
-        return FSDPStrategy(auto_wrap_policy={Block}, sharding_strategy=s.sharding_strategy,
+        return FSDPStrategy(auto_wrap_policy={Block}, sharding_strategy=str(s.sharding_strategy),
                             activation_checkpointing_policy={Block} if cfg.trainer.activation_checkpointing else None,
                             state_dict_type="full", process_group_backend=backend)
-    from lightning.pytorch.strategies import DeepSpeedStrategy
-
     strat = DeepSpeedStrategy(stage=s.stage, offload_optimizer=s.offload_optimizer,
                               offload_parameters=s.offload_parameters, process_group_backend=backend)
     # Manual optimization: the engine clips, so the clip value goes into its config.
@@ -61,20 +69,16 @@ def build_strategy(cfg: TrainConfig):
 
 def build_datamodule(cfg: TrainConfig, tokenizer_file: Path):
     t, d = cfg.task, cfg.data
-    if t.is_pretrain:
-        from .data import PretrainDataModule
-
+    task = tasks.get(t.name)
+    if task.kind is Kind.LANGUAGE_MODEL:
         return PretrainDataModule(t.data_dir, t.seq_len, d.batch_size, cfg.seed, d.num_workers, d.val_batches,
                                   d.pin_memory)
-    from .finetune_data import FinetuneDataModule
+    files = task.paths(resolve_bench_dir(t), t.files.overrides())
+    return FinetuneDataModule(task.name, files["train"], files["val"], tokenizer_file, t.seq_len, d.batch_size,
+                              cfg.seed, num_workers=d.num_workers, val_batches=d.val_batches, pin_memory=d.pin_memory)
 
-    return FinetuneDataModule(t.name, t.train_file, t.val_file, tokenizer_file, t.seq_len, d.batch_size, cfg.seed,
-                              num_workers=d.num_workers, val_batches=d.val_batches, pin_memory=d.pin_memory)
 
-
-def build_module(cfg: TrainConfig, vocab: list[str] | None, meta: dict[str, Any] | None = None):
-    from .module import LMModule
-
+def build_module(cfg: TrainConfig, vocab: list[str] | None, meta: dict[str, Any] | None = None) -> LMModule:
     mc = cfg.model_config()
     if vocab is not None and len(vocab) != mc.vocab_size:
         raise ConfigError("model.vocab_size", f"{mc.vocab_size} but the tokenizer has {len(vocab)} tokens; "
@@ -83,12 +87,10 @@ def build_module(cfg: TrainConfig, vocab: list[str] | None, meta: dict[str, Any]
     return LMModule(mc, cfg.optim, tr.max_steps, accumulate=tr.accumulate_grad_batches, clip=tr.gradient_clip_val,
                     max_nan_skips=tr.max_nan_skips, vocab=vocab, seed=cfg.seed, init_from=cfg.task.init_from,
                     meta=meta, debug=cfg.debug, compile=tr.compile, activation_checkpointing=tr.activation_checkpointing,
-                    strategy=cfg.strategy.name, zero_stage=cfg.strategy.stage if cfg.strategy.name == "deepspeed" else 0)
+                    strategy=str(cfg.strategy.name), zero_stage=cfg.strategy.stage if cfg.strategy.name == "deepspeed" else 0)
 
 
 def build_trainer(cfg: TrainConfig, run_dir: Path, logger, control) -> L.Trainer:
-    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
-
     tr = cfg.trainer
     callbacks: list = [control]
     if tr.save_top_k > 0:
@@ -98,25 +100,17 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, logger, control) -> L.Trainer
     if tr.progress_bar:
         callbacks.append(RichProgressBar(leave=True))
     plugins: list = [SafeCheckpointIO()]
-    from lightning.pytorch.plugins.environments import SLURMEnvironment
-
     if SLURMEnvironment.detect():
         # Lightning's own SLURM handler would save an hpc checkpoint and requeue on SIGUSR1;
         # requeueing is ours (trainer.requeue_on_signal) or the sbatch script's, never both.
         plugins.append(SLURMEnvironment(auto_requeue=False))
     return L.Trainer(
-        accelerator=tr.accelerator, devices=tr.devices, num_nodes=tr.num_nodes, precision=tr.precision,
+        accelerator=str(tr.accelerator), devices=tr.devices, num_nodes=tr.num_nodes, precision=str(tr.precision),
         strategy=build_strategy(cfg), max_steps=tr.max_steps, max_epochs=-1,
         val_check_interval=tr.val_check_interval * tr.accumulate_grad_batches, check_val_every_n_epoch=None,
         num_sanity_val_steps=0, log_every_n_steps=tr.log_every_n_steps, logger=logger, callbacks=callbacks,
         plugins=plugins, default_root_dir=str(run_dir), use_distributed_sampler=False,
         enable_progress_bar=tr.progress_bar, enable_model_summary=False)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def requeue_after(signum: int | None, enabled: bool) -> bool:
@@ -140,8 +134,6 @@ def requeue_after(signum: int | None, enabled: bool) -> bool:
 
 def run(cfg: Any) -> RunResult:
     """Train according to `cfg` (a Hydra/OmegaConf config, or a plain dict of the same shape)."""
-    from .callbacks import SignalFlag
-
     # First thing: from here on SIGTERM/SIGUSR1 only set a flag, also during setup.
     signals = SignalFlag().install()
     try:
@@ -153,8 +145,6 @@ def run(cfg: Any) -> RunResult:
 def _stopped_in_setup(tc: TrainConfig, run_dir: Path, signals) -> RunResult:
     """A signal before training started: nothing new to save. A checkpoint from an earlier
     attempt (if any) stays what `resume=auto` continues from."""
-    from .callbacks import write_status
-
     last = run_dir / "checkpoints" / "last.ckpt"
     step = 0
     try:
@@ -171,19 +161,14 @@ def _stopped_in_setup(tc: TrainConfig, run_dir: Path, signals) -> RunResult:
 
 
 def _run(cfg: Any, signals) -> RunResult:
-    from .callbacks import TrainingControl, write_status
-    from .module import TrainingDiverged
-    from .plot import plot_loss
-    from .tokenizer_io import decoded_vocab, load_tokenizer, tokenizer_path
-
-    tc = TrainConfig.from_omegaconf(cfg)  # fails here, naming the key, before any work
+    tc = build_config(cfg)  # fails here, naming the key, before any work
     run_dir = Path(tc.run_dir).resolve()
     resume_from = find_resume(run_dir, tc.resume)
     tok_file = tokenizer_path(tc.task.data_dir, tc.task.tokenizer)
     tok = load_tokenizer(tok_file)
     vocab = decoded_vocab(tok)
     if tc.task.vocab_size_from_tokenizer:
-        tc.model = {**tc.model, "vocab_size": len(vocab)}
+        tc.model.vocab_size = len(vocab)
     if signals.received is not None:
         return _stopped_in_setup(tc, run_dir, signals)
 
@@ -192,12 +177,14 @@ def _run(cfg: Any, signals) -> RunResult:
     rank_zero = int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
     if rank_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(run_dir / "config.json", json.dumps(resolved, indent=2))
+        atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=2))
         if not (run_dir / "tokenizer.json").is_file():
-            shutil.copyfile(tok_file, run_dir / "tokenizer.json")  # the run dir is self-contained for eval
+            with atomic_path(run_dir / "tokenizer.json") as tmp:  # the run dir is self-contained for eval
+                shutil.copyfile(tok_file, tmp)
     # data_manifest: absolute, so eval's contamination check finds the training data from any cwd
+    manifest = str(Path(tc.task.data_dir).resolve() / "manifest.json") if tc.task.data_dir else None
     meta = {"config": resolved, "task": tc.task.name, "tokenizer_path": str(run_dir / "tokenizer.json"),
-            "data_manifest": str(Path(tc.task.data_dir).resolve() / "manifest.json")}
+            "data_manifest": manifest}
 
     datamodule = build_datamodule(tc, tok_file)
     module = build_module(tc, vocab, meta)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tokenizers import Tokenizer
+
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 
 
@@ -26,9 +28,7 @@ def tokenizer_path(data_dir: str | Path, explicit: str | None = None) -> Path:
     return p
 
 
-def load_tokenizer(path: str | Path):
-    from tokenizers import Tokenizer
-
+def load_tokenizer(path: str | Path) -> Tokenizer:
     return Tokenizer.from_file(str(path))
 
 

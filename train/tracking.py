@@ -9,6 +9,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+from common.atomic import atomic_write_text
+
 _SECRET_KEY = re.compile(r"(^|[_.-])(api_?key|secret|password|passwd|token|auth)$", re.IGNORECASE)
 SECRET_ENV = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY")
 
@@ -50,19 +54,14 @@ def wandb_mode(configured: str) -> str:
 def build_logger(cfg, run_dir: Path, resolved_config: dict):
     lc = cfg.logger
     if lc.name == "csv":
-        from lightning.pytorch.loggers import CSVLogger
-
         return CSVLogger(save_dir=str(run_dir), name="lightning_logs")  # version_N per attempt
-    from lightning.pytorch.loggers import WandbLogger
-
-    mode = wandb_mode(lc.mode)
+    mode = wandb_mode(str(lc.mode))
     id_file = run_dir / "wandb_run_id.txt"
     if id_file.is_file():
         run_id = id_file.read_text().strip()
     else:
         run_id = uuid.uuid4().hex[:12]  # wandb run ids: [a-z0-9], chosen by us so requeues can reuse it
-        run_dir.mkdir(parents=True, exist_ok=True)
-        id_file.write_text(run_id + "\n")  # a resumed (requeued) job continues the same wandb run
+        atomic_write_text(id_file, run_id + "\n")  # a resumed (requeued) job continues the same wandb run
     return WandbLogger(project=lc.project, entity=lc.entity, group=lc.group, tags=list(lc.tags), id=run_id,
                        resume="allow", mode=mode, save_dir=str(run_dir), config=scrub(resolved_config),
                        name=run_dir.name)

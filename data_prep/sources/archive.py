@@ -7,7 +7,7 @@ and each target must resolve inside the destination. Then `tarfile`'s `data` fil
 as a whole with an `InputFileError` naming it and the offending member.
 
 Extraction goes to a temporary folder that is renamed into place, and a `.extracted` marker
-(size + mtime of the tarball) makes a rerun skip it.
+(size + mtime of the tarball, written inside that folder before the rename) makes a rerun skip it.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ import hashlib
 import os
 import shutil
 import tarfile
+import tempfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from common.atomic import TEMP_SUFFIX
 from data_prep.errors import InputFileError
 
 ARTICLE_SUFFIXES = (".xml", ".xml.gz", ".nxml", ".nxml.gz")
@@ -75,9 +77,12 @@ def safe_extract(tar_path: Path, dest: Path) -> Path:
     if marker.is_file() and marker.read_text() == stamp:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f"{dest.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    # A whole folder appears at once: extracted into a fresh temp folder beside `dest` (named like
+    # common.atomic's temp files), then renamed. common.atomic covers single files only.
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=TEMP_SUFFIX))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide the extracted folder from a group
     real_tmp = tmp.resolve()
     try:
         with tarfile.open(tar_path, "r:*") as tar:

@@ -1,86 +1,258 @@
-"""Validation of `conf/source/*.yaml`: every key is checked before any download or extraction.
+"""The schemas of `conf/source/*.yaml` and the checks a type cannot express.
 
-Errors are `ConfigError("source.<key>", reason)` so a misspelt key fails at startup, not after
-an hour of downloading.
+One dataclass per source, registered in Hydra's ConfigStore (by `data_prep.config`) as the schema
+of its YAML, so OmegaConf rejects a misspelt key, a wrong type or a license group outside its set
+while composing. Every default is written here once; the YAML files only pick the schema.
+`check_source` then checks what a type cannot say (URLs, ranges, paths, PMCIDs); errors are
+`ConfigError("source.<key>", reason)`, raised before any download or extraction.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from data_prep.download import MAX_CONNECTIONS, HttpConfig
-from data_prep.errors import ConfigError
+from omegaconf import MISSING
 
-SOURCE_NAMES = ("pubmed_baseline", "pubmed_updates", "pmc_oa", "local", "demo")
-HTTP_KEYS = frozenset({"connections", "retries", "backoff_s", "backoff_max_s", "timeout_s", "progress"})
+import demo_corpus
+from common.config import ConfigError, check_range, to_plain
+from data_prep.sources.archive import is_tarball
+from data_prep.sources.download import MAX_CONNECTIONS, HttpConfig
+from data_prep.structured import typed
 
-
-def to_plain(cfg: Any) -> dict:
-    """A plain dict from a dict or an OmegaConf DictConfig (interpolations resolved)."""
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except ImportError:  # omegaconf is a dependency, but the sources work without it
-        pass
-    if not isinstance(cfg, Mapping):
-        raise ConfigError("source", f"must be a mapping with a 'name' key, got {type(cfg).__name__}")
-    return dict(cfg)
+PUBMED_BASELINE_URL = "https://ftp.ncbi.nlm.nih.gov/pubmed/baseline/"
+PUBMED_UPDATES_URL = "https://ftp.ncbi.nlm.nih.gov/pubmed/updatefiles/"
+PMC_OA_URL = "https://pmc-oa-opendata.s3.amazonaws.com/"
+INVENTORY_STAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}Z")
 
 
-def check_keys(cfg: Mapping, allowed: set[str] | frozenset[str]) -> None:
-    unknown = sorted(set(cfg) - set(allowed) - {"name"})
-    if unknown:
-        raise ConfigError(f"source.{unknown[0]}", f"unknown key for source '{cfg.get('name')}'; "
-                                                  f"allowed: {', '.join(sorted(allowed))}")
+@dataclass
+class SourceConfig:
+    """Base of every source schema; `name` is set by the group (`source=<name>`)."""
+
+    name: str = MISSING
 
 
-def get_int(cfg: Mapping, key: str, default: int | None, *, lo: int = 0, hi: int | None = None) -> int | None:
-    value = cfg.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"source.{key}", f"must be an integer, got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        bound = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
-        raise ConfigError(f"source.{key}", f"must be {bound}, got {value}")
-    return value
+@dataclass
+class LocalSource(SourceConfig):
+    """Files already on disk (docs/sources.md)."""
+
+    name: str = "local"
+    # A directory (searched recursively) or a glob, e.g. /data/pubmed/*.xml.gz or '/data/**/*.nxml'.
+    # Accepted: .xml .xml.gz .nxml .nxml.gz and .tar.gz/.tgz packages (extracted safely into the cache).
+    # Relative paths are taken from the working directory. Required.
+    path: str = MISSING
+    # false: a symbolic link whose target lies outside source.path is not read (it is listed as
+    # quarantined, with its target); true: read it (and descend into linked directories).
+    follow_symlinks: bool = False
 
 
-def get_float(cfg: Mapping, key: str, default: float, *, lo: float = 0.0) -> float:
-    value = cfg.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < lo:
-        raise ConfigError(f"source.{key}", f"must be a number >= {lo}, got {value!r}")
-    return float(value)
+@dataclass
+class DemoSource(SourceConfig):
+    """The embedded demo corpus (demo_corpus/, docs/demo.md); the same values give the same files,
+    and the demo PubMedQA set is generated from the same values."""
+
+    name: str = "demo"
+    seed: int = demo_corpus.SEED
+    n_abstracts: int = demo_corpus.N_ABSTRACTS  # research abstracts (at least 200)
+    n_fulltext: int = demo_corpus.N_FULLTEXT  # JATS full texts (at least 4)
 
 
-def get_bool(cfg: Mapping, key: str, default: bool) -> bool:
-    value = cfg.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"source.{key}", f"must be true or false, got {value!r}")
-    return value
+@dataclass
+class HttpSource(SourceConfig):
+    """Network behaviour of the downloading sources; the defaults are `HttpConfig`'s."""
+
+    # Parallel downloads. NCBI publishes no limit but blocks IPs with "high rates of access".
+    connections: int = HttpConfig.connections
+    retries: int = HttpConfig.retries  # extra attempts per request (connection errors, 5xx/429, short bodies)
+    backoff_s: float = HttpConfig.backoff_s  # first retry waits ~backoff_s (x0.5-1.5 jitter), doubling
+    backoff_max_s: float = HttpConfig.backoff_max_s
+    timeout_s: float = HttpConfig.timeout_s  # per socket operation, not per file
+    progress: bool = HttpConfig.progress  # tqdm bar with bytes/s and ETA
+
+    def http(self) -> HttpConfig:
+        return HttpConfig(connections=self.connections, retries=self.retries, backoff_s=self.backoff_s,
+                          backoff_max_s=self.backoff_max_s, timeout_s=self.timeout_s, progress=self.progress)
 
 
-def get_url(cfg: Mapping, key: str, default: str) -> str:
-    value = cfg.get(key, default)
+@dataclass
+class PubmedSource(HttpSource):
+    """NCBI's PubMed files: an Apache-style index of pubmed{YY}n{NNNN}.xml.gz + .md5 siblings."""
+
+    base_url: str = MISSING
+    # NCBI file numbers to fetch: all | 5 | 1-10 | '1-3,7' (quote comma lists on the Hydra command line).
+    files: Any = "all"
+
+
+@dataclass
+class PubmedBaselineSource(PubmedSource):
+    name: str = "pubmed_baseline"
+    base_url: str = PUBMED_BASELINE_URL
+
+
+@dataclass
+class PubmedUpdatesSource(PubmedSource):
+    """Daily update files; their numbers continue the baseline's (2026: the first is n1335)."""
+
+    name: str = "pubmed_updates"
+    base_url: str = PUBMED_UPDATES_URL
+
+
+class LicenseGroup(str, Enum):
+    """The legacy oa_comm / oa_noncomm / oa_other split, applied to PMC's per-version license_code."""
+
+    commercial = "commercial"  # CC0, CC BY, CC BY-SA, CC BY-ND
+    noncommercial = "noncommercial"  # CC BY-NC(-SA/-ND)
+    other = "other"  # TDM (author manuscripts), custom, none
+
+
+@dataclass
+class PmcOaSource(HttpSource):
+    """PMC Open Access full text from the PMC Article Datasets bucket s3://pmc-oa-opendata (HTTPS)."""
+
+    name: str = "pmc_oa"
+    base_url: str = PMC_OA_URL
+    license_groups: list[LicenseGroup] = field(default_factory=lambda: [LicenseGroup.commercial])
+    # null: every article of the newest daily inventory (millions of metadata requests; set a limit).
+    # Or PMCIDs like [PMC10009402, PMC11370360]: their versions are listed with ListObjectsV2.
+    pmcids: list[str] | None = None
+    limit: int | None = None  # stop after this many selected articles (in PMCID order); null: no limit
+    # Pin an inventory snapshot, e.g. '2026-01-18T01-00Z' (NCBI keeps them 30 days); null: newest.
+    inventory: str | None = None
+    # Local legacy .tar.gz packages (oa_comm_xml.*.tar.gz), extracted safely; they load before the S3
+    # articles, so current versions win.
+    packages: list[str] = field(default_factory=list)
+    remote: bool = True  # false: read only `packages`, no network
+
+
+SOURCE_SCHEMAS: dict[str, type[SourceConfig]] = {
+    "pubmed_baseline": PubmedBaselineSource,
+    "pubmed_updates": PubmedUpdatesSource,
+    "pmc_oa": PmcOaSource,
+    "local": LocalSource,
+    "demo": DemoSource,
+}
+SOURCE_NAMES = tuple(SOURCE_SCHEMAS)
+
+
+def source_schema(name: Any) -> type[SourceConfig]:
+    if name not in SOURCE_SCHEMAS:
+        raise ConfigError("source.name", f"must be one of {', '.join(SOURCE_NAMES)}, got {name!r}")
+    return SOURCE_SCHEMAS[name]
+
+
+def source_config(cfg: SourceConfig | Mapping) -> SourceConfig:
+    """A source config as its typed dataclass, checked: a dataclass is checked as it is; a mapping
+    (a plain dict or a DictConfig) is first typed against the schema its `name` picks."""
+    if not isinstance(cfg, SourceConfig):
+        values = to_plain(cfg)
+        if not isinstance(values, Mapping) or not values.get("name"):
+            raise ConfigError("source", "choose a source: source=local source.path=<dir>, source=demo, ...")
+        cfg = typed(source_schema(values["name"]), values, "source")
+    check_source(cfg)
+    return cfg
+
+
+# ---- the checks a type cannot express --------------------------------------------------------
+
+
+def check_source(src: SourceConfig) -> None:
+    """Raise ConfigError("source.<key>") for a value outside what the source can use."""
+    expected = source_schema(src.name)
+    if type(src) is not expected:
+        raise ConfigError("source.name", f"{src.name!r} is set by the source group: use source={src.name}")
+    if isinstance(src, HttpSource):
+        check_range("source.connections", src.connections, 1, MAX_CONNECTIONS)
+        check_range("source.retries", src.retries, 0, 50)
+        check_range("source.backoff_s", src.backoff_s, 0)
+        check_range("source.backoff_max_s", src.backoff_max_s, 0)
+        check_range("source.timeout_s", src.timeout_s, 0, lo_open=True)
+        http_url(src.base_url)
+    if isinstance(src, PubmedSource):
+        parse_file_range(src.files)
+    elif isinstance(src, PmcOaSource):
+        if not src.license_groups:
+            raise ConfigError("source.license_groups", f"must be a non-empty list of {[g.value for g in LicenseGroup]}")
+        pmcid_numbers(src.pmcids)
+        check_range("source.limit", src.limit, 0, allow_none=True)
+        package_paths(src.packages)
+        if not src.remote and not src.packages:
+            raise ConfigError("source.remote", "is false but source.packages is empty: nothing to read")
+        if src.inventory is not None and not INVENTORY_STAMP_RE.fullmatch(src.inventory):
+            raise ConfigError("source.inventory",
+                              f"must be null (newest) or a stamp like '2026-01-18T01-00Z', got {src.inventory!r}")
+    elif isinstance(src, LocalSource):
+        local_target(src.path)
+    elif isinstance(src, DemoSource):
+        demo_corpus.check_args(src.seed, src.n_abstracts, src.n_fulltext)
+
+
+def http_url(value: str, key: str = "source.base_url") -> str:
+    """The URL with a trailing slash; ConfigError unless it is http(s), without credentials or query.
+
+    The sources read public servers anonymously. A URL that carried a password or a token would be
+    written to out_dir/.hydra/ and manifest.json, so it is refused here, before anything is written
+    (and the error does not repeat it)."""
     if not isinstance(value, str) or not re.match(r"^https?://[^/\s]+", value):
-        raise ConfigError(f"source.{key}", f"must be an http(s) URL, got {value!r}")
+        raise ConfigError(key, f"must be an http(s) URL, got {redact_url(value)!r}")
+    parts = urlsplit(value)
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(key, "must not hold credentials (user:password@): they would be written to out_dir/.hydra "
+                               "and manifest.json; the NCBI and PMC servers need none")
+    if parts.query or parts.fragment:
+        raise ConfigError(key, "must be a plain folder URL without ?query or #fragment (a token there would be "
+                               "written to out_dir/.hydra and manifest.json)")
     return value if value.endswith("/") else value + "/"
 
 
-def http_config(cfg: Mapping) -> HttpConfig:
-    d = HttpConfig()
-    return HttpConfig(
-        connections=get_int(cfg, "connections", d.connections, lo=1, hi=MAX_CONNECTIONS),  # type: ignore[arg-type]
-        retries=get_int(cfg, "retries", d.retries, lo=0, hi=50),  # type: ignore[arg-type]
-        backoff_s=get_float(cfg, "backoff_s", d.backoff_s),
-        backoff_max_s=get_float(cfg, "backoff_max_s", d.backoff_max_s),
-        timeout_s=get_float(cfg, "timeout_s", d.timeout_s, lo=0.001),
-        progress=get_bool(cfg, "progress", d.progress),
-    )
+def redact_url(value: Any) -> Any:
+    """`value` with any `user:password@` of a URL replaced by `***@` (for error messages)."""
+    return re.sub(r"(?i)([a-z][a-z0-9+.\-]*://)[^/@\s]+@", r"\1***@", value) if isinstance(value, str) else value
+
+
+def local_target(raw: Any) -> tuple[str, bool]:
+    """(path with ~ expanded, whether it is a glob) of `source.path`; ConfigError when it is unusable."""
+    if not isinstance(raw, (str, os.PathLike)) or not str(raw).strip() or str(raw) == "???":
+        raise ConfigError("source.path", "is required: a directory or a glob of .xml/.xml.gz/.nxml/.nxml.gz/.tar.gz files")
+    path = os.path.expanduser(str(raw))
+    is_glob = any(ch in "*?[" for ch in path)
+    if not is_glob and not os.path.exists(path):
+        raise ConfigError("source.path", f"{path} does not exist; point it at a directory or a glob of article files")
+    return path, is_glob
+
+
+def pmcid_number(value: object) -> int:
+    m = re.fullmatch(r"(?:PMC)?(\d+)", str(value).strip(), flags=re.IGNORECASE)
+    if m is None or isinstance(value, bool) or int(m.group(1)) < 1:
+        raise ConfigError("source.pmcids", f"{value!r} is not a PMCID (expected like 'PMC1234567')")
+    return int(m.group(1))
+
+
+def pmcid_numbers(values: list[str] | None) -> tuple[int, ...] | None:
+    """`source.pmcids` as numbers, duplicates removed (order kept); None stays None."""
+    if values is None:
+        return None
+    if not values:
+        raise ConfigError("source.pmcids", "must be a non-empty list like ['PMC1234567'] or null")
+    return tuple(dict.fromkeys(pmcid_number(p) for p in values))
+
+
+def package_paths(values: list[str]) -> tuple[Path, ...]:
+    out = []
+    for p in values:
+        path = Path(str(p)).expanduser()
+        if not path.is_file():
+            raise ConfigError("source.packages", f"{path} does not exist (expected a local .tar.gz package)")
+        if not is_tarball(path):
+            raise ConfigError("source.packages", f"{path} is not a .tar.gz/.tgz package")
+        out.append(path)
+    return tuple(out)
 
 
 def parse_file_range(value: Any, key: str = "source.files") -> list[tuple[int, int]] | None:
@@ -89,6 +261,7 @@ def parse_file_range(value: Any, key: str = "source.files") -> list[tuple[int, i
     On the Hydra command line quote a comma list (`source.files='1-3,7'`): an unquoted comma
     means a multirun sweep there.
     """
+    value = to_plain(value)
     if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
         return None
     parts: list[Any]

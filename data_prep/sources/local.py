@@ -4,6 +4,12 @@ Accepted: `.xml`, `.xml.gz`, `.nxml`, `.nxml.gz`, and `.tar.gz`/`.tgz` packages 
 into the cache). Order is deterministic: files named like NCBI's (`pubmed26n0001.xml.gz`,
 `medline16n0902_excerpt.xml.gz`) first in (year, file number) order, as PubMed's load order requires; then
 everything else sorted by path (a tarball's members sort under the tarball's own path).
+
+Symbolic links: by default (`source.follow_symlinks=false`) a link whose target lies outside
+`source.path` (the directory, or a glob's fixed leading folder) is not read: it is reported as
+quarantined with its target, so a stray link cannot pull in a file from elsewhere on the machine.
+Links that stay inside are read as usual (a linked directory inside is not walked twice). A single
+file named by `source.path` is read even when it is a link: naming it is explicit.
 """
 
 from __future__ import annotations
@@ -12,58 +18,89 @@ import glob
 import logging
 import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
 
-from data_prep.errors import ConfigError, InputFileError, PrepError
+from common.config import ConfigError
+from data_prep.errors import InputFileError, PrepError
 from data_prep.sources.archive import article_files, extraction_dir, is_article_file, is_tarball, safe_extract
+from data_prep.sources.config import LocalSource, local_target
 from data_prep.sources.types import InputFile
 
 log = logging.getLogger(__name__)
 
-KEYS = frozenset({"path"})
-_GLOB_CHARS = set("*?[")
 # NCBI names, also with a suffix a user or excerpting tool added (`medline16n0902_excerpt.xml.gz`).
 _NCBI_PREFIX_RE = re.compile(r"^(?:pubmed|medline)(?P<yy>\d{2})n(?P<num>\d{4})(?!\d)")
-
-
-def _target(cfg: Mapping) -> tuple[str, bool]:
-    raw = cfg.get("path")
-    if not isinstance(raw, (str, os.PathLike)) or not str(raw).strip() or str(raw) == "???":
-        raise ConfigError("source.path", "is required: a directory or a glob of .xml/.xml.gz/.nxml/.nxml.gz/.tar.gz files")
-    path = os.path.expanduser(str(raw))
-    is_glob = any(ch in _GLOB_CHARS for ch in path)
-    if not is_glob and not os.path.exists(path):
-        raise ConfigError("source.path", f"{path} does not exist; point it at a directory or a glob of article files")
-    return path, is_glob
-
-
-def validate(cfg: Mapping) -> None:
-    unknown = sorted(set(cfg) - KEYS - {"name"})
-    if unknown:
-        raise ConfigError(f"source.{unknown[0]}", "unknown key for source 'local'; allowed: path")
-    _target(cfg)
 
 
 def _wanted(p: Path) -> bool:
     return p.is_file() and (is_article_file(p) or is_tarball(p))
 
 
-def _candidates(path: str, is_glob: bool) -> list[Path]:
+def _glob_root(pattern: str) -> Path:
+    """The fixed leading folder of a glob (`/data/**/*.xml` -> `/data`)."""
+    parts = Path(pattern).parts
+    fixed = []
+    for part in parts:
+        if any(ch in part for ch in "*?["):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def _walk(root: Path, follow: bool, outside: list[Path]) -> list[Path]:
+    """Files under `root`. Linked directories are walked only with `follow` (each real folder once);
+    without it, a link to a directory outside `root` is appended to `outside` (to be reported)."""
+    files: list[Path] = []
+    seen: set[str] = set()
+    root_real = Path(os.path.realpath(root))
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=follow):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a link loop, or a folder reached twice through links
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        for d in dirnames:
+            link = Path(dirpath) / d
+            if not follow and link.is_symlink() and not _inside(link, root_real):
+                outside.append(link)
+        files.extend(Path(dirpath) / f for f in filenames)
+    return files
+
+
+def _inside(p: Path, root_real: Path) -> bool:
+    return Path(os.path.realpath(p)).is_relative_to(root_real)
+
+
+def _candidates(path: str, is_glob: bool, follow: bool) -> tuple[list[Path], list[Path]]:
+    """(article files and tarballs to read, links to outside `source.path` that are not followed)."""
+    outside: list[Path] = []
     if is_glob:
+        root = _glob_root(path)
         found = [Path(p) for p in glob.glob(path, recursive=True)]
-        files = [p for p in found if _wanted(p)]
+        files = [p for p in found if not p.is_dir()]
         for d in (p for p in found if p.is_dir()):
-            files.extend(p for p in d.rglob("*") if _wanted(p))
+            files.extend(_walk(d, follow, outside))
     elif os.path.isdir(path):
-        files = [p for p in Path(path).rglob("*") if _wanted(p)]
+        root = Path(path)
+        files = _walk(root, follow, outside)
     else:
         files = [Path(path)] if _wanted(Path(path)) else []
         if not files:
             raise ConfigError("source.path", f"{path} is not an .xml/.xml.gz/.nxml/.nxml.gz/.tar.gz file")
-    if not files:
+        return files, []
+    files = [p for p in files if _wanted(p)]
+    if not follow:
+        root_real = Path(os.path.realpath(root))
+        outside += [p for p in files if not _inside(p, root_real)]
+        files = [p for p in files if _inside(p, root_real)]
+    if not files and not outside:
         raise ConfigError("source.path", f"{path} matches no .xml/.xml.gz/.nxml/.nxml.gz/.tar.gz file")
-    return sorted(set(files))
+    by_real: dict[str, Path] = {}  # a file reached directly and through links is read once, by its own path
+    for p in sorted(set(files)):
+        real = os.path.realpath(p)
+        if real not in by_real or os.path.abspath(p) == real:
+            by_real[real] = p
+    return sorted(by_real.values()), sorted(set(outside))
 
 
 def order_key(display: str) -> tuple:
@@ -74,11 +111,17 @@ def order_key(display: str) -> tuple:
     return (1, 0, 0, display)
 
 
-def resolve(cfg: Mapping, cache_dir: Path, quarantine: list[PrepError] | None = None) -> list[InputFile]:
-    validate(cfg)
-    path, is_glob = _target(cfg)
+def resolve(src: LocalSource, cache_dir: Path, quarantine: list[PrepError] | None = None) -> list[InputFile]:
+    path, is_glob = local_target(src.path)
     entries: list[tuple[str, Path, dict]] = []  # (sort path, file, meta)
-    for f in _candidates(path, is_glob):
+    files, outside = _candidates(path, is_glob, src.follow_symlinks)
+    for link in outside:
+        err = InputFileError(link, f"symbolic link to {os.path.realpath(link)}, outside source.path: not read "
+                                   "(set source.follow_symlinks=true to read it)")
+        log.warning("%s", err)
+        if quarantine is not None:
+            quarantine.append(err)
+    for f in files:
         if is_tarball(f):
             try:
                 root = safe_extract(f, extraction_dir(f, Path(cache_dir) / "local" / "packages"))
@@ -93,6 +136,7 @@ def resolve(cfg: Mapping, cache_dir: Path, quarantine: list[PrepError] | None = 
         else:
             entries.append((f.as_posix(), f, {}))
     if not entries:
-        raise PrepError(f"source.path {path}: no usable article file (see the errors above)")
+        first = f"; first: {quarantine[0]}" if quarantine else " (see the errors above)"
+        raise PrepError(f"source.path {path}: no usable article file{first}")
     entries.sort(key=lambda e: order_key(e[0]))
     return [InputFile(path=p, order=i, meta=meta) for i, (_, p, meta) in enumerate(entries)]

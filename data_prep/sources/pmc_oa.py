@@ -27,8 +27,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from data_prep.download import (
+from common.atomic import atomic_write_bytes
+from data_prep.errors import InputFileError, PrepError
+from data_prep.sources.archive import article_files, extraction_dir, safe_extract
+from data_prep.sources.config import (
+    INVENTORY_STAMP_RE,
+    PmcOaSource,
+    http_url,
+    package_paths,
+    pmcid_numbers,
+)
+from data_prep.sources.download import (
     DownloadError,
     DownloadJob,
     HttpConfig,
@@ -36,28 +47,21 @@ from data_prep.download import (
     fetch_bytes,
     map_parallel,
     md5_of,
-    write_atomic,
+    warn_if_plain_http,
 )
-from data_prep.errors import ConfigError, InputFileError, PrepError
-from data_prep.sources.archive import article_files, extraction_dir, is_tarball, safe_extract
-from data_prep.sources.config import HTTP_KEYS, check_keys, get_bool, get_int, get_url, http_config
 from data_prep.sources.s3 import list_objects, object_url, split_s3_url
 from data_prep.sources.types import InputFile
 
 log = logging.getLogger(__name__)
 
 BUCKET = "pmc-oa-opendata"
-DEFAULT_URL = "https://pmc-oa-opendata.s3.amazonaws.com/"
 INVENTORY_PREFIX = "inventory-reports/pmc-oa-opendata/metadata/"
-KEYS = HTTP_KEYS | {"base_url", "license_groups", "pmcids", "limit", "packages", "remote", "inventory"}
 
 # The legacy oa_comm / oa_noncomm / oa_other split, applied to the new per-version license_code.
 LICENSE_GROUPS = {
     "commercial": frozenset({"CC0", "CC BY", "CC BY-SA", "CC BY-ND"}),
     "noncommercial": frozenset({"CC BY-NC", "CC BY-NC-SA", "CC BY-NC-ND"}),
 }
-GROUP_NAMES = ("commercial", "noncommercial", "other")
-_STAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}Z")
 _META_KEY_RE = re.compile(r"^metadata/PMC(\d+)\.(\d+)\.json$")
 _NO_ETAG = bytes(16)
 
@@ -87,6 +91,8 @@ def license_group(code: object) -> str:
 
 @dataclass(frozen=True)
 class PmcOptions:
+    """`source` as what the steps below use (ids as numbers, packages as paths, the HTTP settings)."""
+
     base_url: str
     groups: frozenset[str]
     pmcids: tuple[int, ...] | None
@@ -97,58 +103,17 @@ class PmcOptions:
     http: HttpConfig
 
 
-def _pmcid_number(value: object) -> int:
-    m = re.fullmatch(r"(?:PMC)?(\d+)", str(value).strip(), flags=re.IGNORECASE)
-    if m is None or isinstance(value, bool) or int(m.group(1)) < 1:
-        raise ConfigError("source.pmcids", f"{value!r} is not a PMCID (expected like 'PMC1234567')")
-    return int(m.group(1))
-
-
-def options(cfg: Mapping) -> PmcOptions:
-    check_keys(cfg, KEYS)
-    groups = cfg.get("license_groups", ["commercial"])
-    if isinstance(groups, str):
-        groups = [groups]
-    if not isinstance(groups, (list, tuple)) or not groups or any(g not in GROUP_NAMES for g in groups):
-        raise ConfigError("source.license_groups", f"must be a non-empty list of {list(GROUP_NAMES)}, got {groups!r}")
-    pmcids = cfg.get("pmcids")
-    if pmcids is not None:
-        if isinstance(pmcids, (str, int)):
-            pmcids = [pmcids]
-        if not isinstance(pmcids, (list, tuple)) or not pmcids:
-            raise ConfigError("source.pmcids", "must be a non-empty list like ['PMC1234567'] or null")
-        pmcids = tuple(dict.fromkeys(_pmcid_number(p) for p in pmcids))
-    packages = cfg.get("packages") or []
-    if isinstance(packages, str):
-        packages = [packages]
-    paths = []
-    for p in packages:
-        path = Path(str(p)).expanduser()
-        if not path.is_file():
-            raise ConfigError("source.packages", f"{path} does not exist (expected a local .tar.gz package)")
-        if not is_tarball(path):
-            raise ConfigError("source.packages", f"{path} is not a .tar.gz/.tgz package")
-        paths.append(path)
-    remote = get_bool(cfg, "remote", True)
-    if not remote and not paths:
-        raise ConfigError("source.remote", "is false but source.packages is empty: nothing to read")
-    inventory = cfg.get("inventory")
-    if inventory is not None and not (isinstance(inventory, str) and _STAMP_RE.fullmatch(inventory)):
-        raise ConfigError("source.inventory", f"must be null (newest) or a stamp like '2026-01-18T01-00Z', got {inventory!r}")
+def options(src: PmcOaSource) -> PmcOptions:
     return PmcOptions(
-        base_url=get_url(cfg, "base_url", DEFAULT_URL),
-        groups=frozenset(groups),
-        pmcids=pmcids,
-        limit=get_int(cfg, "limit", None, lo=0),
-        packages=tuple(paths),
-        remote=remote,
-        inventory=inventory,
-        http=http_config(cfg),
+        base_url=http_url(src.base_url),
+        groups=frozenset(str(getattr(g, "value", g)) for g in src.license_groups),
+        pmcids=pmcid_numbers(src.pmcids),
+        limit=src.limit,
+        packages=package_paths(src.packages),
+        remote=src.remote,
+        inventory=src.inventory,
+        http=src.http(),
     )
-
-
-def validate(cfg: Mapping) -> None:
-    options(cfg)
 
 
 # --------------------------------------------------------------------------- candidates
@@ -171,7 +136,7 @@ def newest_inventory(opts: PmcOptions, cache: Path) -> tuple[str, dict]:
         stamps = [opts.inventory]
     else:
         listing = list_objects(opts.base_url, INVENTORY_PREFIX, opts.http)
-        stamps = sorted({m.group(0) for p in listing.prefixes if (m := _STAMP_RE.search(p[len(INVENTORY_PREFIX):]))},
+        stamps = sorted({m.group(0) for p in listing.prefixes if (m := INVENTORY_STAMP_RE.search(p[len(INVENTORY_PREFIX):]))},
                         reverse=True)
         if not stamps:
             raise DownloadError(opts.base_url + INVENTORY_PREFIX, "no dated inventory found; check source.base_url "
@@ -190,8 +155,7 @@ def newest_inventory(opts: PmcOptions, cache: Path) -> tuple[str, dict]:
             manifest = json.loads(raw)
         except ValueError as e:
             raise DownloadError(url, f"manifest is not JSON ({e})") from None
-        local.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(local, raw)
+        atomic_write_bytes(local, raw)
         return stamp, manifest
     raise DownloadError(opts.base_url + INVENTORY_PREFIX, f"no readable manifest.json in {stamps[:3]}")
 
@@ -316,20 +280,51 @@ def fetch_metadata(c: Candidate, opts: PmcOptions, cache: Path) -> dict:
     else:
         raw = fetch_bytes(object_url(opts.base_url, f"metadata/{c.stem}.json"), opts.http,
                           verify_etag=True, max_bytes=16 << 20)
-        local.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(local, raw)
+        atomic_write_bytes(local, raw)
     try:
         meta = json.loads(raw)
     except ValueError as e:
         raise InputFileError(local, f"metadata is not JSON ({e})") from None
     if not isinstance(meta, dict) or str(meta.get("pmcid", "")).upper() not in (f"PMC{c.pmcid}", str(c.pmcid)):
-        raise InputFileError(local, f"metadata is not for PMC{c.pmcid} (pmcid={meta.get('pmcid') if isinstance(meta, dict) else None!r})")
+        raise InputFileError(local, f"metadata is not for PMC{c.pmcid}; the article is skipped")
+    check_metadata(meta, local)
     return meta
+
+
+# Field -> (accepted types, what it must be). A field outside them skips that one article (it is
+# quarantined); a bad value must never stop the run. bool is an int in Python: refused separately.
+_META_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "version": ((int, str), "a whole number >= 1"),
+    "pmid": ((int, str), "a PMID (digits)"),
+    "doi": ((str,), "a string"),
+    "license_code": ((str,), "a string"),
+    "xml_url": ((str,), "an s3:// URL"),
+    "is_retracted": ((bool, str, int), "true or false"),
+    "is_manuscript": ((bool, str, int), "true or false"),
+}
+
+
+def check_metadata(meta: Mapping, path: Path) -> None:
+    """InputFileError naming the field when a metadata value the pipeline uses has the wrong shape.
+
+    The reason says what the field must be, never its value (reasons go into manifest.json)."""
+    for key, (types, what) in _META_FIELDS.items():
+        v = meta.get(key)
+        if v is None or (v == "" and key != "version"):
+            continue
+        ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
+        if ok and key in ("version", "pmid"):
+            ok = str(v).strip().isdigit() and int(str(v).strip()) >= (1 if key == "version" else 0)
+        if ok and key in ("is_retracted", "is_manuscript") and not isinstance(v, bool):
+            ok = str(v).strip().lower() in ("true", "false", "0", "1")
+        if not ok:
+            raise InputFileError(path, f"metadata field {key!r} is not {what} (got a {type(v).__name__}); "
+                                       "the article is skipped")
 
 
 def skip_reason(meta: Mapping, groups: frozenset[str]) -> str | None:
     """Why this version is not used (None: use it)."""
-    if meta.get("is_retracted") in (True, "true", "True", 1):
+    if str(meta.get("is_retracted")).strip().lower() in ("true", "1"):
         return "retracted"
     group = license_group(meta.get("license_code"))
     if group not in groups:
@@ -347,8 +342,6 @@ def _select(cands: Sequence[Candidate], opts: PmcOptions, cache: Path,
     batch = max(32, 16 * opts.http.connections)
     bar = None
     if opts.http.progress and cands:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=opts.limit if opts.limit is not None else len(cands), unit="article",
                    desc="pmc_oa metadata", dynamic_ncols=True)
 
@@ -399,12 +392,12 @@ def _meta_for(c: Candidate, meta: Mapping, md5: str | None) -> dict:
     pmid = meta.get("pmid")
     return {
         "pmcid": f"PMC{c.pmcid}",
-        "version": int(meta.get("version") or c.version),
-        "pmid": str(pmid) if pmid not in (None, "", 0) else None,
+        "version": int(str(meta.get("version") or c.version).strip()),
+        "pmid": str(pmid).strip() if pmid not in (None, "", 0, "0") else None,
         "doi": meta.get("doi"),
         "license": normalize_license(meta.get("license_code")),
         "license_group": license_group(meta.get("license_code")),
-        "is_manuscript": bool(meta.get("is_manuscript")),
+        "is_manuscript": str(meta.get("is_manuscript")).strip().lower() in ("true", "1"),
         "md5": md5,
     }
 
@@ -424,11 +417,12 @@ def _package_inputs(opts: PmcOptions, cache: Path, quarantine: list[PrepError] |
     return files
 
 
-def resolve(cfg: Mapping, cache_dir: Path, quarantine: list[PrepError] | None = None) -> list[InputFile]:
-    opts = options(cfg)
+def resolve(src: PmcOaSource, cache_dir: Path, quarantine: list[PrepError] | None = None) -> list[InputFile]:
+    opts = options(src)
     cache = Path(cache_dir) / "pmc_oa"
     inputs = [InputFile(path=p, order=i, meta={}) for i, p in enumerate(_package_inputs(opts, cache, quarantine))]
     if opts.remote and opts.limit != 0:
+        warn_if_plain_http(opts.base_url)
         if opts.pmcids is not None:
             cands = listed_candidates(opts, quarantine)
         else:

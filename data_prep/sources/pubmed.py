@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_prep.download import DownloadJob, download_all, fetch_bytes
-from data_prep.errors import ConfigError, PrepError
-from data_prep.sources.config import HTTP_KEYS, check_keys, get_url, http_config, in_ranges, parse_file_range
+from common.config import ConfigError
+from data_prep.errors import PrepError
+from data_prep.sources.config import PubmedSource, http_url, in_ranges, parse_file_range
+from data_prep.sources.download import DownloadJob, download_all, fetch_bytes, warn_if_plain_http
 from data_prep.sources.types import InputFile
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URLS = {
-    "pubmed_baseline": "https://ftp.ncbi.nlm.nih.gov/pubmed/baseline/",
-    "pubmed_updates": "https://ftp.ncbi.nlm.nih.gov/pubmed/updatefiles/",
-}
-KEYS = HTTP_KEYS | {"base_url", "files"}
 # PubMed/MEDLINE names as NCBI writes them; also used to order local files.
 NCBI_NAME_RE = re.compile(r"^(?:pubmed|medline)(?P<yy>\d{2})n(?P<num>\d{4})\.xml(?:\.gz)?$")
 _LISTING_RE = re.compile(r'href="(?:[^"]*/)?(pubmed\d{2}n\d{4}\.xml\.gz)"')
@@ -48,18 +43,12 @@ def parse_listing(html: str) -> list[PubmedFile]:
     return sorted(files)
 
 
-def validate(cfg: Mapping) -> None:
-    check_keys(cfg, KEYS)
-    get_url(cfg, "base_url", DEFAULT_URLS[cfg["name"]])
-    parse_file_range(cfg.get("files", "all"))
-    http_config(cfg)
-
-
-def resolve(cfg: Mapping, cache_dir: Path, quarantine: list[PrepError] | None = None) -> list[InputFile]:
-    name = cfg["name"]
-    base_url = get_url(cfg, "base_url", DEFAULT_URLS[name])
-    ranges = parse_file_range(cfg.get("files", "all"))
-    http = http_config(cfg)
+def resolve(src: PubmedSource, cache_dir: Path, quarantine: list[PrepError] | None = None) -> list[InputFile]:
+    name = src.name
+    base_url = http_url(src.base_url)
+    ranges = parse_file_range(src.files)
+    http = src.http()
+    warn_if_plain_http(base_url)
 
     listing = parse_listing(fetch_bytes(base_url, http, max_bytes=64 << 20).decode("utf-8", "replace"))
     if not listing:
@@ -72,7 +61,7 @@ def resolve(cfg: Mapping, cache_dir: Path, quarantine: list[PrepError] | None = 
         listing = [f for f in listing if f.year == years[-1]]
     selected = [f for f in listing if in_ranges(f.number, ranges)]
     if not selected:
-        raise ConfigError("source.files", f"{cfg.get('files')!r} selects no file: {base_url} has "
+        raise ConfigError("source.files", f"{src.files!r} selects no file: {base_url} has "
                                           f"n{listing[0].number:04d}-n{listing[-1].number:04d}")
 
     dest_dir = Path(cache_dir) / name

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlparse
 
 from lxml import etree
 
-from data_prep.download import DownloadError, HttpConfig, fetch_bytes
+from data_prep.sources.download import DownloadError, HttpConfig, fetch_bytes
 
 _MAX_PAGES = 10_000  # a guard against a server that keeps returning the same token
 

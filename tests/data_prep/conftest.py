@@ -3,8 +3,74 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from data_prep.config import PrepConfig, build_config, register_schemas
+from data_prep.pipeline.markers import sha256_file
+from tests.conftest import ROOT
+
+
+def compose_prep(overrides: list[str]) -> DictConfig:
+    """conf/prep.yaml composed with `overrides`, as `python -m data_prep` composes it."""
+    register_schemas()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="prep", overrides=overrides)
+
+
+def run_prep(overrides: list[str]) -> dict | None:
+    """`python -m data_prep <overrides>` in this process (composed as the CLI composes it)."""
+    from data_prep.pipeline.driver import run
+
+    return run(OmegaConf.to_container(compose_prep(overrides), resolve=True))
+
+
+def prep_env(env: dict | None = None) -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+            **(env or {})}
+
+
+def prep_cli(args: list[str], env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m data_prep <args>` as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "data_prep", *args], cwd=ROOT, capture_output=True, text=True,
+                          env=prep_env(env), timeout=timeout)
+
+
+def prep_popen(args: list[str], env: dict | None = None) -> subprocess.Popen:
+    """A data_prep run in its own process group (kill it with os.killpg), stdout+stderr merged."""
+    return subprocess.Popen([sys.executable, "-m", "data_prep", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True, env=prep_env(env))
+
+
+def wait_for_line(p: subprocess.Popen, text: str) -> list[str]:
+    """Read p's output until a line contains `text`; the lines read (fails if p ends first)."""
+    seen = []
+    for line in p.stdout:  # type: ignore[union-attr]
+        seen.append(line)
+        if text in line:
+            return seen
+    raise AssertionError(f"the run ended before printing {text!r} (rc={p.wait()}):\n{''.join(seen)[-3000:]}")
+
+
+def output_bytes(out_dir: Path) -> dict[str, str]:
+    """sha256 of every output that must be byte-identical (manifest, documents, tokenizer, shards)."""
+    files = [out_dir / "manifest.json", out_dir / "tokenizer" / "tokenizer.json"]
+    files += sorted((out_dir / "documents").glob("*.parquet")) + sorted((out_dir / "shards").glob("*"))
+    return {str(p.relative_to(out_dir)): sha256_file(p) for p in files}
+
+
+def prep_config(**sections: Any) -> PrepConfig:
+    """A checked prep config: the demo source (nothing to find on disk) and these sections, e.g.
+    `prep_config(filter={"min_chars": 50}).filter`. The way every config section is built."""
+    return build_config({"out_dir": "unused", "source": {"name": "demo"}, **sections})
+
 
 WORDS = ("imatinib inhibited BCR-ABL kinase activity with an IC50 of 0.25 µM in K562 leukemia cells "
          "while metformin lowered HbA1c and aspirin reduced platelet aggregation p < 0.05 in patients "

@@ -3,7 +3,7 @@
 Everything is built by code: a byte-level BPE trained on synthetic text, val shards written with
 data_prep's ShardWriter, a manifest whose training documents include one PubMedQA test PMID
 (12377809) for the contamination guard, and a checkpoint in train/'s format (Lightning-style
-`state_dict` with `model.*` keys + `biogpt_meta`) that `train.checkpoint.load_model` reads.
+`state_dict` with `model.*` keys + `biogpt_meta`) that `common.checkpoint.load_model` reads.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ def synthetic_texts(n: int, seed: int = 0) -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> dict:
-    from data_prep.shards import ShardWriter
-    from data_prep.tokenizer import save_tokenizer, tokenizer_info, train_bpe
+    from data_prep.tokens.shards import ShardWriter
+    from data_prep.tokens.tokenizer import save_tokenizer, tokenizer_info, train_bpe
 
     root = tmp_path_factory.mktemp("tiny_data")
     texts = synthetic_texts(400)
@@ -56,9 +56,9 @@ def tiny_data(tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_data, tmp_path_factory) -> Path:
     """run/checkpoints/last.ckpt + run/tokenizer.json, as `python -m train` lays them out."""
-    from data_prep.tokenizer import save_tokenizer, vocab_strings
+    from common.checkpoint import atomic_torch_save
+    from data_prep.tokens.tokenizer import save_tokenizer, vocab_strings
     from model import Decoder, ModelConfig
-    from train.checkpoint import atomic_torch_save
 
     tok = tiny_data["tokenizer"]
     config = ModelConfig.from_name("tiny", vocab_size=tok.get_vocab_size(), max_seq_len=128)

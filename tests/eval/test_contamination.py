@@ -36,12 +36,15 @@ def test_manifest_from_checkpoint_info(tmp_path):
 def test_test_set_pmids_per_benchmark():
     from pathlib import Path
 
-    from eval.hoc import HoC
-    from eval.pubmedqa import PubMedQA
-    from eval.relation import BC5CDR, DDI, KDDTI
+    import tasks
     from tests.conftest import shared_path
 
     data = Path(shared_path())
-    assert len(PubMedQA(data).pmids()) == 500 and "12377809" in PubMedQA(data).pmids()
-    assert len(BC5CDR(data).pmids()) == 500 and len(KDDTI(data).pmids()) == 1159
-    assert DDI(data).pmids() == set() and HoC(data).pmids() == set()  # no PMIDs in these files
+
+    def pmids(name):
+        task = tasks.get(name)
+        return task.test_set(task.paths(data)).pmids()
+
+    assert len(pmids("pubmedqa")) == 500 and "12377809" in pmids("pubmedqa")
+    assert len(pmids("bc5cdr")) == 500 and len(pmids("kd_dti")) == 1159
+    assert pmids("ddi") == set() and pmids("hoc") == set()  # no PMIDs in these files

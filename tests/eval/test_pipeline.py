@@ -30,7 +30,7 @@ def loaded(tiny_checkpoint):
 def test_pubmedqa_likelihood_end_to_end(tiny_checkpoint, tmp_path, data):
     out = tmp_path / "pqa"
     r = _run("task=pubmedqa", f"checkpoint={tiny_checkpoint}", f"out_dir={out}", "limit=4",
-             f"data_dir={data}", "allow_contaminated=true")
+             f"task.bench_dir={data}", "allow_contaminated=true")
     assert r["counts"]["evaluated"] == 4 and r["counts"]["failed"] == 0  # likelihood always answers
     assert 0.0 <= r["metrics"]["accuracy"] <= 1.0
     lines = (out / "predictions.jsonl").read_text().splitlines()
@@ -39,19 +39,19 @@ def test_pubmedqa_likelihood_end_to_end(tiny_checkpoint, tmp_path, data):
     assert (out / "confusion_matrix.png").stat().st_size > 0
     # The written predictions score to the same numbers through the prediction-file path.
     again = _run("task=pubmedqa", f"predictions={out / 'predictions.jsonl'}", f"out_dir={tmp_path / 'again'}",
-                 "limit=4", f"data_dir={data}")
+                 "limit=4", f"task.bench_dir={data}")
     assert again["metrics"] == r["metrics"]
 
 
 def test_contamination_guard_refuses_by_default(tiny_checkpoint, tmp_path, data):
     with pytest.raises(ContaminationError, match="12377809"):
-        _run("task=pubmedqa", f"checkpoint={tiny_checkpoint}", f"out_dir={tmp_path}", "limit=2", f"data_dir={data}")
+        _run("task=pubmedqa", f"checkpoint={tiny_checkpoint}", f"out_dir={tmp_path}", "limit=2", f"task.bench_dir={data}")
     assert not (tmp_path / "results.json").exists()
 
 
 def test_ddi_generation_end_to_end(tiny_checkpoint, tmp_path, data):
     r = _run("task=ddi", f"checkpoint={tiny_checkpoint}", f"out_dir={tmp_path}", "limit=3",
-             "generation.max_new_tokens=8", f"data_dir={data}")
+             "generation.max_new_tokens=8", f"task.bench_dir={data}")
     assert r["counts"]["evaluated"] == 3
     assert {"precision", "recall", "f1"} <= set(r["metrics"])
     assert len((tmp_path / "predictions.jsonl").read_text().splitlines()) == 3
@@ -91,17 +91,18 @@ def test_perplexity_and_bits_per_byte(tiny_checkpoint, tiny_data, tmp_path):
 
 
 def test_prompt_formats(loaded, data):
-    from eval.prompts import source_ids, source_text
-    from eval.pubmedqa import PubMedQA
-    from train.finetune_data import pubmedqa_record
+    """The `train` format is the source train/ fine-tunes on (the same Task.source), without an EOS."""
+    import tasks
+    from eval.prompts import source_ids
 
-    bench, pmid = PubMedQA(data), "12377809"
-    text, eos_first = source_text(bench, pmid, "train")
-    assert text == pubmedqa_record(pmid, bench.item(pmid), data)["source"] and not eos_first
-    text, eos_first = source_text(bench, pmid, "biogpt")
+    task, pmid = tasks.get("pubmedqa"), "12377809"
+    bench = task.test_set(task.paths(data))
+    text, eos_first = bench.source(pmid, "train")
+    assert text == task.example(pmid, bench.item(pmid), data).source and not eos_first
+    text, eos_first = bench.source(pmid, "biogpt")
     assert text.startswith("question: is anorectal endosonography valuable in dyschesia? context: ") and eos_first
     ids = source_ids(loaded, bench, pmid, "train", room=20)
-    assert ids == loaded.codec.encode(source_text(bench, pmid, "train")[0])[:20]  # the end is cut, as train/ does
+    assert ids == loaded.codec.encode(bench.source(pmid, "train")[0])[:20]  # the end is cut, as train/ does
     assert source_ids(loaded, bench, pmid, "biogpt", room=20)[0] == loaded.codec.eos_id
 
 

@@ -1,4 +1,5 @@
-"""Config validation, presets, shipped YAMLs, parameter counts and the torch-only import rule."""
+"""Config validation, presets, parameter counts and the torch-only import rule. (The presets as
+Hydra's `model` group, and wrong types there, are tested with the training config: tests/train/test_config.py.)"""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from model import Decoder, ModelConfig, presets
+from model.config import ModelConfigError
 from model.flops import attended_keys, count_params, flops_per_token
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,14 +31,17 @@ def test_presets_build_and_from_name_overrides():
     ({"position": "alibi"}, "position='alibi' must be one of"),
     ({"attn_backend": "xformers"}, "attn_backend='xformers'"),
     ({"window": 0}, "window=0 must be >= 1"),
-    ({"n_layer": "two"}, "n_layer='two' must be an integer"),
-    ({"char_stage": "yes"}, "char_stage='yes' must be true or false"),
     ({"layer_pattern": ["local"]}, "layer_pattern"),
     ({"dropout": 1.5}, "dropout=1.5 must be in"),
+    ({"rope_base": 0.0}, "rope_base=0.0 must be > 0"),
+    ({"norm_eps": -1e-5}, "norm_eps=-1e-05 must be > 0"),
+    ({"pad_id": 512}, r"pad_id=512 must be a token id in \[0, vocab_size=512\)"),
+    ({"position_offset": -1}, "position_offset=-1 must be >= 0"),
 ])
 def test_from_mapping_rejects_bad_values_naming_the_key(bad, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ModelConfigError, match=match) as e:
         ModelConfig.from_mapping({**presets["tiny"], **bad})
+    assert e.value.key in bad  # train reports it as config key 'model.<key>'
 
 
 def test_layer_patterns_all_local_all_global_interleaved():
@@ -49,23 +53,14 @@ def test_layer_patterns_all_local_all_global_interleaved():
     assert explicit.pattern == ("global", "local") and isinstance(explicit.layer_pattern, tuple)
 
 
-def test_every_shipped_model_yaml_builds_and_round_trips():
-    files = sorted((ROOT / "conf" / "model").glob("*.yaml"))
-    assert {"tiny.yaml", "biogpt.yaml", "biogpt_large.yaml"} <= {f.name for f in files}
-    shape_keys = ("vocab_size", "n_layer", "n_head", "d_model", "d_ff", "max_seq_len", "position", "window")
-    for f in files:
-        c = ModelConfig.from_mapping(yaml.safe_load(f.read_text()))
-        assert ModelConfig.from_mapping(c.to_dict()) == c, f.name
-        if f.stem in presets:  # the YAML and the Python preset describe the same architecture
-            p = ModelConfig.from_name(f.stem)
-            assert [getattr(c, k) for k in shape_keys] == [getattr(p, k) for k in shape_keys], f.name
-
-
-def test_yaml_through_omegaconf():
-    omegaconf = pytest.importorskip("omegaconf")
-    cfg = omegaconf.OmegaConf.load(ROOT / "conf" / "model" / "tiny.yaml")
-    c = ModelConfig.from_mapping(omegaconf.OmegaConf.to_container(cfg, resolve=True))
-    assert c == ModelConfig.from_name("tiny")
+def test_every_preset_builds_and_round_trips():
+    """What a checkpoint stores (`to_dict`) reads back as the same config, for every preset."""
+    assert {"tiny", "biogpt", "biogpt_dense", "biogpt_large"} <= set(presets)
+    for name in presets:
+        c = ModelConfig.from_name(name)
+        assert ModelConfig.from_mapping(c.to_dict()) == c, name
+    dense = ModelConfig.from_name("biogpt_dense")
+    assert set(dense.pattern) == {"global"} and not (dense.char_stage or dense.term_stage)  # BioGPT itself
 
 
 @pytest.mark.parametrize("overrides", [

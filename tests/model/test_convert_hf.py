@@ -7,7 +7,8 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from model.convert_hf import from_hf_biogpt, to_hf_biogpt  # noqa: E402
+from export.hf import to_hf_biogpt  # noqa: E402  (builds the transformers model; model/ imports only torch)
+from model.convert_hf import from_hf_biogpt  # noqa: E402
 
 VOCAB = 60
 

@@ -79,6 +79,8 @@ def test_train_resources_reject_non_numeric_devices():
 
 @pytest.mark.parametrize("launcher", ["slurm", "slurm_local"])
 def test_launcher_config_derives_tasks_from_devices_and_keeps_run_dir(launcher):
+    import train.config  # noqa: F401  registers the schema conf/train.yaml composes on
+
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"hydra/launcher={launcher}", "experiment=biogpt_8gpu",
                                           "trainer.num_nodes=3", "run_dir=/scratch/r"], return_hydra_config=True)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tasks.pubmedqa import LABELS
+
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
 
@@ -23,8 +25,8 @@ def _sentence(rng: random.Random) -> str:
 def write_token_data(out_dir: Path, n_docs: int = 120, vocab_size: int = 320, seed: int = 0) -> Path:
     """A data_prep-layout folder (manifest.json, tokenizer/, shards/) built with data_prep's tokenizer
     trainer and ShardWriter, so the test data follows the contract the real pipeline writes."""
-    from data_prep.shards import ShardWriter, dtype_name, token_dtype
-    from data_prep.tokenizer import EOS_ID, save_tokenizer, tokenizer_info, train_bpe
+    from data_prep.tokens.shards import ShardWriter, dtype_name, token_dtype
+    from data_prep.tokens.tokenizer import EOS_ID, save_tokenizer, tokenizer_info, train_bpe
 
     rng = random.Random(seed)
     docs = [" ".join(_sentence(rng) for _ in range(rng.randint(2, 6))) for _ in range(n_docs)]
@@ -48,7 +50,7 @@ def write_pubmedqa(path: Path, n: int, seed: int = 0) -> Path:
     rng = random.Random(seed)
     items = {}
     for i in range(n):
-        label = rng.choice(["yes", "no", "maybe"])
+        label = rng.choice(LABELS)
         items[str(10_000 + i)] = {"QUESTION": f"Does {rng.choice(WORDS)} change {rng.choice(WORDS)}?",
                                   "CONTEXTS": [_sentence(rng), f"The result was {label}."],
                                   "LABELS": ["BACKGROUND", "RESULTS"], "final_decision": label,
@@ -65,6 +67,8 @@ def token_data(tmp_path_factory) -> Path:
 def compose(overrides: list[str]):
     from hydra import compose as hcompose
     from hydra import initialize_config_dir
+
+    import train.config  # noqa: F401  registers the schema conf/train.yaml composes on
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return hcompose(config_name="train", overrides=overrides, return_hydra_config=False)

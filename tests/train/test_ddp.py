@@ -20,7 +20,7 @@ def _launch(overrides):
 
 @pytest.mark.slow
 def test_ddp_gloo_two_processes_preempt_and_resume(token_data, tmp_path):
-    from train.checkpoint import safe_load
+    from common.checkpoint import safe_load
     from train.run import run
     from train.sampler import ResumeError
 

@@ -21,8 +21,10 @@ def test_pubmedqa_format_and_label_masking(tmp_path, tok):
 
     ds = load_examples("pubmedqa", write_pubmedqa(tmp_path / "qa.json", 5))
     row = ds[0]
+    from tasks.pubmedqa import ANSWER_PREFIX
+
     assert row["source"].startswith("question: Does ") and " context: " in row["source"]
-    assert row["target"] == f"the answer to the question given the context is {row['label']}."
+    assert row["target"] == f"{ANSWER_PREFIX} {row['label']}."
     out = tokenize_dataset(ds, tok, max_len=512, eos_id=2)
     ids, labels = out[0]["input_ids"], out[0]["labels"]
     assert len(ids) == len(labels)
@@ -79,17 +81,20 @@ def test_real_pubmedqa_file():
     from train.finetune_data import load_examples
 
     ds = load_examples("pubmedqa", shared_path("pubmedqa", "pqal_fold0_dev_set.json"))
-    assert len(ds) == 50 and {r["label"] for r in ds} <= {"yes", "no", "maybe"}
+    from tasks.pubmedqa import LABELS
+
+    assert len(ds) == 50 and {r["label"] for r in ds} <= set(LABELS)
 
 
 def test_bad_file_is_a_clear_error(tmp_path):
-    from train.finetune_data import DataFormatError, load_examples
+    from tasks.base import DataFileError
+    from train.finetune_data import load_examples
 
     p = tmp_path / "bad.json"
     p.write_text('{"1": {"QUESTION": "q?", "CONTEXTS": ["c"]}}')
-    with pytest.raises(DataFormatError, match=r"bad.json: item '1' has no 'final_decision'"):
+    with pytest.raises(DataFileError, match=r"bad.json: item '1' has no 'final_decision'"):
         load_examples("pubmedqa", p)
-    with pytest.raises(DataFormatError, match="not found"):
+    with pytest.raises(DataFileError, match=r"missing.json: missing ddi file; set task.bench_dir="):
         load_examples("ddi", tmp_path / "missing.json")
 
 
@@ -101,6 +106,6 @@ def test_finetune_from_pretrained_checkpoint(token_data, tmp_path):
     qa = write_pubmedqa(tmp_path / "qa.json", 24)
     ft = tmp_path / "ft"
     result = run(compose(tiny_overrides(token_data, ft, 3, (
-        "task=pubmedqa", f"task.train_file={qa}", f"task.val_file={qa}", "task.seq_len=64",
+        "task=pubmedqa", f"task.files.train={qa}", f"task.files.val={qa}", "task.seq_len=64",
         f"task.init_from={pre / 'checkpoints' / 'last.ckpt'}", f"task.data_dir={token_data}"))))
     assert result.state == "completed" and sorted(read_losses(ft)) == [1, 2, 3]

@@ -9,6 +9,8 @@ import pickle
 import pytest
 import torch
 
+from tasks.pubmedqa import LABELS
+
 from .conftest import ROOT, compose, read_losses, tiny_overrides
 
 
@@ -54,7 +56,7 @@ def test_nan_loss_is_skipped_with_warning(token_data, tmp_path):
 
 
 def test_too_many_nans_stop_with_checkpoint_from_before(token_data, tmp_path):
-    from train.checkpoint import model_state, safe_load
+    from common.checkpoint import model_state, safe_load
     from train.module import TrainingDiverged
 
     with pytest.raises(TrainingDiverged, match="max_nan_skips=2") as e:
@@ -85,7 +87,7 @@ def test_checkpoint_files_hold_no_secret_and_load_model_works(token_data, tmp_pa
     for p in tmp_path.rglob("*"):
         if p.is_file():
             assert secret.encode() not in p.read_bytes(), f"secret written into {p}"
-    from train.checkpoint import load_model
+    from common.checkpoint import load_model
 
     model, tok, info = load_model(tmp_path / "checkpoints" / "last.ckpt")
     assert info["step"] == 4 and info["task"] == "pretrain" and tok is not None
@@ -103,13 +105,13 @@ def test_load_model_does_not_import_lightning():
     import subprocess
     import sys
 
-    code = "import sys, train.checkpoint; sys.exit(int(any(m.startswith(('lightning', 'pytorch_lightning')) for m in sys.modules)))"
+    code = "import sys, common.checkpoint; sys.exit(int(any(m.startswith(('lightning', 'pytorch_lightning')) for m in sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120).returncode == 0, \
-        "train.checkpoint imports Lightning; eval imports load_model from it"
+        "common.checkpoint imports Lightning; eval imports load_model from it"
 
 
 def test_tampered_checkpoint_is_refused(tmp_path):
-    from train.checkpoint import CheckpointError, load_model, safe_load
+    from common.checkpoint import CheckpointError, load_model, safe_load
 
     class Evil:
         def __reduce__(self):
@@ -166,7 +168,7 @@ def test_report_reads_eval_results(token_data, tmp_path):
 
     import numpy as np
 
-    from data_prep.shards import TokenShards
+    from data_prep.tokens.shards import TokenShards
     from eval.report import write
     from train.report import build_report, unigram_entropy
 
@@ -187,7 +189,7 @@ def test_report_reads_eval_results(token_data, tmp_path):
         write(tmp_path / "eval" / name, {
             "task": "pubmedqa", "source": "x.ckpt", "metrics": {"accuracy": acc, "macro_f1": 0.5},
             "counts": {"evaluated": 10, "missing": 0, "unknown_ids": 0, "failed": 0},
-            "extra": {"confusion": {"rows_gold": ["yes", "no", "maybe"], "columns_pred": ["yes", "no", "maybe", "other"],
+            "extra": {"confusion": {"rows_gold": list(LABELS), "columns_pred": [*LABELS, "other"],
                                     "matrix": matrix}}})
     for run, step in (("pre", 200), ("ft", 150)):
         (tmp_path / run).mkdir()

@@ -15,7 +15,7 @@ import pytest
 from .conftest import ROOT, compose, read_losses, tiny_overrides
 
 N = 4
-EXTRA = ("+model.dropout=0.1",)  # tiny.yaml does not list dropout
+EXTRA = ("model.dropout=0.1",)  # the tiny preset has no dropout
 
 
 def _run(data, run_dir, steps=2 * N, extra=()):

@@ -85,7 +85,7 @@ def test_main_exits_zero_only_when_requeued(tmp_path, monkeypatch, requeued):
     import train.run
 
     result = train.run.RunResult("preempted", 3, tmp_path, None, None, requeued)
-    monkeypatch.setattr(train.run, "run", lambda cfg: result)
+    monkeypatch.setattr(train.__main__, "run", lambda cfg: result)
     main = train.__main__.main.__wrapped__  # the body under @hydra.main
     if requeued:  # SystemExit(0), not a return: submitit then waits for the requeued attempt
         with pytest.raises(SystemExit) as exc:
