@@ -68,7 +68,7 @@ def _scored(s: Settings) -> tuple[dict, list[dict]]:
     ids = bench.ids()[: s.cfg.limit] if s.cfg.limit else bench.ids()
     overlap: list[str] = []
     if s.predictions is not None:
-        predictions, source = read_predictions(s.predictions), str(s.predictions)
+        predictions, source = read_predictions(s.predictions, bench.read_prediction), str(s.predictions)
     else:
         from eval.modeling import load  # torch
 

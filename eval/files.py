@@ -4,15 +4,17 @@ name `file:line`, written atomically (common.atomic)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from common.atomic import atomic_write_text
-from tasks.base import DataFileError
+from tasks.base import DataFileError, text_prediction
 
 
-def read_predictions(path: Path) -> dict[str, str]:
-    """{id: text}; ids compared as strings."""
+def read_predictions(path: Path, read: Callable[[dict], Any] | None = None) -> dict[str, Any]:
+    """{id: text}; ids compared as strings. `read` (the test set's `read_prediction`) turns a line
+    into what it predicts, raising ValueError for a bad line; by default the "prediction" text."""
     if not path.is_file():
         raise DataFileError(path, "prediction file not found; pass predictions=<jsonl> with one "
                                   '{"id": ..., "prediction": "..."} object per line')
@@ -25,14 +27,16 @@ def read_predictions(path: Path) -> dict[str, str]:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataFileError(f"{path}:{n}", f"not valid JSON ({e.msg}); fix or remove the line") from e
-            if not isinstance(rec, dict) or "id" not in rec or "prediction" not in rec:
+            if not isinstance(rec, dict) or "id" not in rec:
                 raise DataFileError(f"{path}:{n}", 'each line needs "id" and "prediction" keys')
-            if not isinstance(rec["prediction"], str):
-                raise DataFileError(f"{path}:{n}", '"prediction" must be a string (the generated text)')
+            try:
+                value = (read or text_prediction)(rec)
+            except ValueError as e:
+                raise DataFileError(f"{path}:{n}", str(e)) from None
             key = str(rec["id"])
             if key in out:
                 raise DataFileError(f"{path}:{n}", f"duplicate id {key!r}; keep one prediction per id")
-            out[key] = rec["prediction"]
+            out[key] = value
     return out
 
 

@@ -3,7 +3,7 @@ benchmarks (PubMedQA, BC5CDR, DDI, KD-DTI, HoC) and free generation.
 
     import tasks
     task = tasks.get("pubmedqa")   # tasks.base.Task: files, examples, labels, extraction, scoring
-    tasks.names()                  # ('bc5cdr', 'ddi', 'generate', 'hoc', 'kd_dti', 'pretrain', 'pubmedqa')
+    tasks.names()                  # ('bc5cdr', 'bc5cdr_ner', 'ddi', 'generate', 'hoc', 'kd_dti', 'ncbi_disease', ...)
 
 Every module of this package that defines `TASK` (a `tasks.base.Task`) is registered under
 `TASK.name`: a new benchmark is one module here plus conf/task/<name>.yaml (docs/eval.md).

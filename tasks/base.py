@@ -198,6 +198,15 @@ def align(task: str, predictions: dict[str, str], ids: list[str], all_ids: set[s
     return Aligned(ids, texts, sum(t is None for t in texts), len(unknown))
 
 
+def text_prediction(record: dict) -> str:
+    """The generated text of a prediction-file line `{"id": ..., "prediction": "..."}`."""
+    if "prediction" not in record:
+        raise ValueError('each line needs "id" and "prediction" keys')
+    if not isinstance(record["prediction"], str):
+        raise ValueError('"prediction" must be a string (the generated text)')
+    return record["prediction"]
+
+
 class TestSet:
     """A benchmark's test items and gold, loaded from the files of its layout."""
 
@@ -233,6 +242,11 @@ class TestSet:
     def render(self, key: str) -> str:
         """The gold of `key` in BioGPT's target format (reads back through the task's extraction)."""
         raise NotImplementedError
+
+    def read_prediction(self, record: dict) -> Any:
+        """What one prediction-file line predicts: its generated text by default (a task may also
+        accept structured predictions); a ValueError says what is wrong with the line."""
+        return text_prediction(record)
 
     def score(self, predictions: dict[str, str], ids: list[str] | None = None,
               source: str = "predictions") -> Score:

@@ -24,7 +24,7 @@ import torch
 
 from common.atomic import atomic_path, atomic_write_text
 from common.checkpoint import LAST
-from model.flops import PEAK_BF16_FLOPS, flops_per_token
+from model.flops import flops_per_token, peak_bf16_flops
 
 METRIC_FIELDS = ["step", "loss", "lr", "grad_norm", "tokens_per_s", "tokens_seen", "mfu", "time"]
 VAL_FIELDS = ["step", "val_loss", "time"]
@@ -50,11 +50,8 @@ def _truncate_csv(path: Path, max_step: int) -> None:
 def _peak_flops(world_size: int) -> float | None:
     if not torch.cuda.is_available():
         return None
-    name = torch.cuda.get_device_name()
-    for key, peak in PEAK_BF16_FLOPS.items():
-        if key.lower() in name.lower():
-            return peak * world_size
-    return None
+    peak = peak_bf16_flops(torch.cuda.get_device_name())
+    return peak * world_size if peak else None
 
 
 class SignalFlag:
@@ -113,7 +110,9 @@ class TrainingControl(L.Callback):
         connector = getattr(trainer, "_signal_connector", None)
         if connector is not None and getattr(connector, "received_sigterm", False):
             connector.received_sigterm = False
-        self._flops_per_token = flops_per_token(pl_module.model_config, self.seq_len)
+        # the count bench_gpu_mfu.py uses too (character stage included)
+        batch = getattr(trainer.datamodule, "batch_size", None) if trainer.datamodule is not None else None
+        self._flops_per_token = flops_per_token(pl_module.model_config, self.seq_len, batch_size=batch)
         self._peak = _peak_flops(trainer.world_size)
         self._last_saved_step = trainer.global_step
         if trainer.is_global_zero:

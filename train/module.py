@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from common.checkpoint import model_state, safe_load
+from export import is_exported, load_exported
 from model import Decoder, chunked_cross_entropy
 
 from .config import DebugConfig, OptimConfig
@@ -75,7 +76,8 @@ class LMModule(L.LightningModule):
 
     # -- construction -------------------------------------------------------------------------
     def _init_weights_from(self, path: str) -> None:
-        state = model_state(safe_load(path))
+        # an exported Hugging Face folder (python -m export) or one of our checkpoints
+        state = load_exported(path)[0].state_dict() if is_exported(path) else model_state(safe_load(path))
         missing, unexpected = self.model.load_state_dict(state, strict=False)
         # A pretrained checkpoint must cover every weight (vocabulary buffers may be re-attached).
         missing = [k for k in missing if not k.startswith(("embed.chars", "embed.starts_word", "embed.ends_word",

@@ -20,10 +20,12 @@ made is in docs/cleaning.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
+import tarfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,8 @@ FORMAT_GLOBS: dict[str, tuple[str, ...]] = {
     "ddi": ("*.json",),  # {"DDI-MedLine.d1": {abstract, pmid: "DDI-..."}}: no PMIDs, text only
     "kd_dti": ("*.json",),  # {pmid: {title, abstract, pmid}}
     "hoc": ("*.tsv",),  # "sentence<TAB>labels" lines: no PMIDs, text only
+    # NCBI-disease test: its PubTator file, or the spyysalo/ncbi-disease archive (test member read)
+    "ncbi_disease": ("*.tar.gz", "*.txt"),
     "pmid_list": ("*.txt",),  # one PMID per line ("123" or "pmid:123"), "#" comments
 }
 # What BIOGPT_EVAL_DATA (or decontam.eval_dir) must contain when no sources are listed: the
@@ -53,6 +57,7 @@ DEFAULT_SOURCES: dict[str, tuple[str, str]] = {
     "ddi": ("biogpt/DDI/raw", "ddi"),
     "kd_dti": ("biogpt/KD-DTI/raw", "kd_dti"),
     "hoc": ("biogpt/HoC/raw", "hoc"),
+    "ncbi_disease": ("corpus/raw/spyysalo+ncbi-disease.tar.gz", "ncbi_disease"),
 }
 _WORD = re.compile(r"\w+")
 _PMID = re.compile(r"(?:pmid:)?(\d+)$", re.IGNORECASE)
@@ -190,9 +195,9 @@ def _json_units(path: Path) -> Iterator[EvalUnit]:
         yield EvalUnit(pmid, "\n\n".join(parts))
 
 
-def _pubtator_units(path: Path) -> Iterator[EvalUnit]:
+def _pubtator_units(path: Path, lines: Iterable[str] | None = None) -> Iterator[EvalUnit]:
     docs: dict[str, list[str]] = {}
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8") if lines is None else contextlib.nullcontext(lines) as f:
         for line in f:
             head, sep, rest = line.partition("|")
             if sep and rest[:2] in ("t|", "a|") and head.isdigit():
@@ -225,7 +230,25 @@ def _pmid_list_units(path: Path) -> Iterator[EvalUnit]:
             yield EvalUnit(pmid, "")
 
 
+def _ncbi_test_units(path: Path) -> Iterator[EvalUnit]:
+    """The test documents of NCBI-disease: a PubTator file, or the `*/test/*.txt` members of the
+    spyysalo/ncbi-disease archive (train/devel stay in: only the test split is evaluated)."""
+    if not path.name.endswith((".tar.gz", ".tgz", ".tar")):
+        return _pubtator_units(path)
+    try:
+        with tarfile.open(path) as tar:
+            members = [m for m in tar.getmembers() if m.isfile() and "/test/" in f"/{m.name}" and m.name.endswith(".txt")]
+            texts = [tar.extractfile(m).read().decode("utf-8") for m in members]
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise InputFileError(path, f"cannot be read as a tar archive ({e}); restore the original") from None
+    if not texts:
+        raise InputFileError(path, "has no test/*.txt member: not the spyysalo/ncbi-disease archive")
+    return _pubtator_units(path, [line for t in texts for line in t.splitlines()])
+
+
 def _file_units(path: Path, fmt: str) -> Iterator[EvalUnit]:
+    if fmt == "ncbi_disease":
+        return _ncbi_test_units(path)
     if fmt == "hoc":
         return _hoc_units(path)
     if fmt == "pmid_list":

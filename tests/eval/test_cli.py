@@ -106,7 +106,7 @@ def test_cli_help_lists_the_task_group_only():
     assert p.returncode == 0, p.stderr
     listing = p.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
     assert [line.split(":")[0] for line in listing.splitlines() if ": " in line] == ["task"]
-    assert "task: bc5cdr, ddi, generate, hoc, kd_dti, perplexity, pretrain, pubmedqa" in listing
+    assert "task: bc5cdr, bc5cdr_ner, ddi, generate, hoc, kd_dti, ncbi_disease, perplexity, pretrain, pubmedqa" in listing
 
 
 @pytest.mark.parametrize("option", TASK_FILES)

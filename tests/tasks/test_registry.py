@@ -20,14 +20,15 @@ BENCHMARKS = ("bc5cdr", "ddi", "hoc", "kd_dti", "pubmedqa")
 
 
 def test_registry_holds_every_task_module():
-    assert tasks.names() == ("bc5cdr", "ddi", "generate", "hoc", "kd_dti", "pretrain", "pubmedqa")
+    assert tasks.names() == ("bc5cdr", "bc5cdr_ner", "ddi", "generate", "hoc", "kd_dti", "ncbi_disease", "pretrain",
+                            "pubmedqa")
     assert all(tasks.get(n).name == n for n in tasks.names())
-    with pytest.raises(KeyError, match="unknown task 'squad'; choose one of bc5cdr, ddi"):
+    with pytest.raises(KeyError, match="unknown task 'squad'; choose one of bc5cdr, bc5cdr_ner, ddi"):
         tasks.get("squad")
     modules = {p.stem for p in (ROOT / "tasks").glob("*.py")} - {"__init__"}
     registered = {tasks.get(n).__class__.__module__.rsplit(".", 1)[1] for n in tasks.names()}
     helpers = modules - registered
-    assert helpers == {"base", "config", "interaction", "metrics", "text"}, "a module with TASK was not registered"
+    assert helpers == {"base", "config", "interaction", "metrics", "ner", "text"}, "a module with TASK was not registered"
 
 
 def test_every_task_has_a_yaml_and_every_yaml_a_task():

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import re
+import tarfile
 
 import pytest
 
@@ -110,12 +112,16 @@ def test_default_layout_from_the_shared_folder(monkeypatch):
     monkeypatch.setenv(EVAL_ENV, str(shared_path()))
     index = load_eval_sets(DecontamConfig())
     s = index.summary()
-    assert s["loaded"] and list(s["sets"]) == ["pubmedqa", "bc5cdr", "ddi", "kd_dti", "hoc"]
+    assert s["loaded"] and list(s["sets"]) == ["pubmedqa", "bc5cdr", "ddi", "kd_dti", "hoc", "ncbi_disease"]
     assert s["sets"]["pubmedqa"]["pmids"] == 1000  # train, dev and test: all of PQA-L
     assert s["sets"]["bc5cdr"]["pmids"] == 1500
     assert s["sets"]["kd_dti"]["pmids"] == 2159
     assert s["sets"]["ddi"]["pmids"] == 0 and s["sets"]["ddi"]["text_units"] > 800
     assert s["sets"]["hoc"]["text_units"] > 4000
+    assert s["sets"]["ncbi_disease"]["pmids"] == 100  # the test split only, read from the archive
+    assert index.match(Document(id="pmid:9949209", text="x", source="pubmed", pmid="9949209")) == "eval:ncbi_disease"
+    # a train-split document stays (NCBI-disease train abstract 10192393)
+    assert index.match(Document(id="pmid:10192393", text=FILLER, source="pubmed", pmid="10192393")) is None
 
 
 # ---- generated mini layouts: formats, config, errors ----------------------------------------------
@@ -132,6 +138,13 @@ def write_layout(root):
         (root / "biogpt" / sub / "raw").mkdir(parents=True)
         (root / "biogpt" / sub / "raw" / "test.json").write_text(json.dumps(data))
     (root / "biogpt" / "BC5CDR" / "raw" / "test.entities.json").write_text("{}")  # must be ignored
+    (root / "corpus" / "raw").mkdir(parents=True)
+    with tarfile.open(root / "corpus" / "raw" / "spyysalo+ncbi-disease.tar.gz", "w:gz") as tar:
+        for split, pmid in (("train", "441"), ("test", "442")):
+            data = f"{pmid}|t|A title.\n{pmid}|a|An abstract.\n{pmid}\t0\t1\tA\tSpecificDisease\tD1\n\n".encode()
+            info = tarfile.TarInfo(f"spyysalo+ncbi-disease/original-data/{split}/x_corpus.txt")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
     (root / "biogpt" / "HoC" / "raw").mkdir(parents=True)
     (root / "biogpt" / "HoC" / "raw" / "test.tsv").write_text(
         " ".join(f"hocword{i}" for i in range(20)) + " .\tempty\n\nshort one .\tempty\n")
@@ -150,6 +163,8 @@ def test_env_var_default_and_no_sets(tmp_path, monkeypatch):
     assert index.match(Document(id="pmid:112", text="x", source="pubmed", pmid="112")) == "eval:pubmedqa"
     assert index.match(Document(id="pmid:221", text="x", source="pubmed", pmid="221")) == "eval:bc5cdr"
     assert index.match(Document(id="pmid:331", text="x", source="pubmed", pmid="331")) == "eval:kd_dti"
+    assert index.match(Document(id="pmid:442", text="x", source="pubmed", pmid="442")) == "eval:ncbi_disease"
+    assert index.match(Document(id="pmid:441", text="x", source="pubmed", pmid="441")) is None  # train split
     ddi_text = "Title. " + " ".join(f"DDIWORD{i}" for i in range(30))
     assert index.match(pmc_doc(ddi_text)) == "eval:ddi"
     hoc_text = "x " + " ".join(f"hocword{i}" for i in range(20)) + ". y"
