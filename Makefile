@@ -45,7 +45,8 @@ demo: $(STAMP)
 	    task.files.gold=test_ground_truth.json task.files.test=pqal_test_set.json \
 	    out_dir=$(DEMO_DIR)/eval/pubmedqa_pretrained
 	$(PY) -m train.report --data $(DEMO_DIR)/data --pretrain $(DEMO_DIR)/pretrain \
-	    --finetune $(DEMO_DIR)/finetune --eval $(DEMO_DIR)/eval --out $(DEMO_DIR)/report.md
+	    --finetune $(DEMO_DIR)/finetune --eval $(DEMO_DIR)/eval --out $(DEMO_DIR)/report.md \
+	    --qa-dir $(DEMO_DIR)/data/cache/demo_pubmedqa  # the keyword-rule baseline beside the QA accuracy
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -138,6 +138,9 @@ class PrepConfig:
 def register_schemas() -> None:
     """Register the schemas conf/ refers to (`prep_schema`, `source/<name>_schema`,
     `tokenizer/<kind>_schema`) in Hydra's ConfigStore; call before composing `prep`."""
+    from common.hydra import register_help_resolver
+
+    register_help_resolver()  # --help lists only this app's groups (conf/prep.yaml hydra.help)
     cs = ConfigStore.instance()
     cs.store(name="prep_schema", node=PrepConfig)
     for name, schema in SOURCE_SCHEMAS.items():

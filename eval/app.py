@@ -17,7 +17,7 @@ from tqdm import tqdm
 from eval import report
 from eval.config import ConfigError, Settings, build_config
 from eval.files import read_predictions, write_predictions
-from tasks.base import Kind, Mode, TestSet
+from tasks.base import DataFileError, Kind, Mode, TestSet
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,9 @@ def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
-def _predict(s: Settings, bench: TestSet, loaded, ids: list[str]) -> dict[str, str]:
-    """Model outputs in the task's target format, one per test id."""
+def _predict(s: Settings, bench: TestSet, loaded, ids: list[str], picks: dict | None = None) -> dict[str, str]:
+    """Model outputs in the task's target format, one per test id. Likelihood mode also fills
+    `picks[id]` with the label chosen under each length normalisation (tasks.pubmedqa.likelihood_picks)."""
     import torch  # the checkpoint path only: scoring a prediction file must not load torch
 
     from eval.modeling import continuation_logprobs
@@ -50,9 +51,15 @@ def _predict(s: Settings, bench: TestSet, loaded, ids: list[str]) -> dict[str, s
         prefix = loaded.codec.encode(" " + task.answer_prefix)
         options = [loaded.codec.encode(f" {label}.") for label in task.labels]
         room = loaded.max_len - len(prefix) - max(map(len, options))
+        from tasks.pubmedqa import likelihood_picks
+
+        n_bytes = [len(loaded.codec.decode(o).encode("utf-8")) for o in options]
         for key in tqdm(ids, desc=f"{task.name} (likelihood)", unit="item"):
             scores = continuation_logprobs(loaded, source_ids(loaded, bench, key, fmt, room) + prefix, options)
-            out[key] = task.target(task.labels[max(range(len(task.labels)), key=scores.__getitem__)])
+            chosen = likelihood_picks(scores, [len(o) for o in options], n_bytes)
+            out[key] = task.target(task.labels[chosen["sum"]])
+            if picks is not None:
+                picks[key] = {norm: task.labels[i] for norm, i in chosen.items()}
         return out
     gen = torch.Generator(device=loaded.device).manual_seed(s.cfg.seed)
     bs, room = s.generation.batch_size, loaded.max_len - s.generation.max_new_tokens
@@ -63,20 +70,38 @@ def _predict(s: Settings, bench: TestSet, loaded, ids: list[str]) -> dict[str, s
     return out
 
 
+def _check_missing(s: Settings, predictions: dict, ids: list[str]) -> None:
+    """Test ids without a prediction are scored as wrong: say how many, or refuse with strict_ids=true."""
+    missing = [i for i in ids if i not in predictions]
+    if not missing:
+        return
+    msg = (f"{s.predictions}: {len(missing)} of {len(ids)} test ids have no prediction "
+           f"(e.g. {', '.join(missing[:3])}); they count as wrong")
+    if s.cfg.strict_ids:
+        raise DataFileError(s.predictions, msg.split(": ", 1)[1] + "; strict_ids=true makes this an error")
+    log.warning("%s (strict_ids=true makes this an error)", msg)
+
+
 def _scored(s: Settings) -> tuple[dict, list[dict]]:
+    from eval.sampling import smoke_subset
+
     bench = s.task.test_set(s.files())
-    ids = bench.ids()[: s.cfg.limit] if s.cfg.limit else bench.ids()
+    ids = smoke_subset(bench, bench.ids(), s.cfg.limit, s.cfg.seed) if s.cfg.limit else bench.ids()
     overlap: list[str] = []
+    picks: dict[str, dict[str, str]] = {}  # likelihood mode: the label under each length normalisation
     if s.predictions is not None:
         predictions, source = read_predictions(s.predictions, bench.read_prediction), str(s.predictions)
+        _check_missing(s, predictions, ids)
     else:
         from eval.modeling import load  # torch
 
         loaded = load(s.checkpoint, s.cfg.device, str(s.cfg.dtype))
         overlap = _guard(s, loaded, bench.pmids())
-        predictions, source = _predict(s, bench, loaded, ids), str(s.checkpoint)
+        predictions, source = _predict(s, bench, loaded, ids, picks), str(s.checkpoint)
         write_predictions(s.out_dir / "predictions.jsonl", predictions.items())
     score = bench.score(predictions, ids, source)
+    if picks and hasattr(bench, "normalised_accuracy"):
+        score.metrics.update(bench.normalised_accuracy(picks, ids))
     results = {"task": s.name, "mode": str(s.cfg.task.mode) if s.checkpoint else "predictions",
                "prompt_format": str(s.cfg.task.prompt_format) if s.checkpoint else None,
                "source": source, "limit": s.cfg.limit, "data_dir": str(s.bench_dir),
@@ -93,6 +118,8 @@ def _perplexity(s: Settings) -> dict:
 
     loaded = load(s.checkpoint, s.cfg.device, str(s.cfg.dtype))
     t = s.cfg.task
+    if t.texts:
+        return _perplexity_texts(s, loaded)
     data = _path(t.data_dir) or _path(s.cfg.train_manifest) or contamination.manifest_from_info(loaded.info)
     if data is None:
         raise ConfigError("task.data_dir", "the checkpoint records no data folder; pass task.data_dir=<data_prep out_dir>")
@@ -105,6 +132,22 @@ def _perplexity(s: Settings) -> dict:
     return {"task": "perplexity", "mode": str(t.mode), "source": str(s.checkpoint), "limit": limit,
             "data": str(data), "split": str(t.split), "block_size": block,
             "metrics": r.metrics(), "counts": r.counts(), "extra": {}}
+
+
+def _perplexity_texts(s: Settings, loaded) -> dict:
+    from eval.perplexity import evaluate_texts
+    from tasks.pretrain import read_texts, read_word_counts
+
+    t = s.cfg.task
+    block = t.block_size or loaded.max_len
+    if block > loaded.max_len:
+        raise ConfigError("task.block_size", f"{block} is longer than the model's {loaded.max_len} tokens")
+    items = read_texts(t.texts)
+    items = items[: s.cfg.limit] if s.cfg.limit else items
+    counts = read_word_counts(t.word_counts) if t.word_counts else None
+    r = evaluate_texts(loaded, items, block, t.batch_size, counts, t.rare_max_count)
+    return {"task": "perplexity", "mode": str(t.mode), "source": str(s.checkpoint), "limit": s.cfg.limit,
+            "data": str(t.texts), "word_counts": t.word_counts, "block_size": block, **r}
 
 
 def _generate(s: Settings) -> tuple[dict, list[dict]]:

@@ -58,11 +58,12 @@ class EvalConfig:
     out_dir: str = "???"  # results.json, results.md (+ predictions.jsonl, figures) go here
     checkpoint: str | None = None  # a checkpoint written by train/ (or a converted BioGPT one)
     predictions: str | None = None  # or: a JSONL file of {"id": ..., "prediction": "<generated text>"}
-    limit: int | None = None  # score only the first N test items (smoke runs; numbers then not comparable)
+    limit: int | None = None  # score N test items, stratified by label with `seed` (smoke runs; not comparable)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: DType = DType.auto
     seed: int = 0
     allow_contaminated: bool = False  # evaluate even if the checkpoint's training data holds test-set PMIDs
+    strict_ids: bool = False  # a prediction file missing test ids is an error (default: a warning with the count)
     train_manifest: str | None = None  # the training data's manifest.json (overrides the one the checkpoint records)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
 

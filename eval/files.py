@@ -18,17 +18,24 @@ def read_predictions(path: Path, read: Callable[[dict], Any] | None = None) -> d
     if not path.is_file():
         raise DataFileError(path, "prediction file not found; pass predictions=<jsonl> with one "
                                   '{"id": ..., "prediction": "..."} object per line')
-    out: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    out: dict[str, Any] = {}
+    with open(path, "rb") as f:  # bytes: a bad byte is reported with its line, not as a traceback
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataFileError(f"{path}:{n}", f"not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                                                   "save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataFileError(f"{path}:{n}", f"not valid JSON ({e.msg}); fix or remove the line") from e
+                raise DataFileError(f"{path}:{n}", f"not valid JSON ({e.msg}); fix or remove the line") from None
             if not isinstance(rec, dict) or "id" not in rec:
                 raise DataFileError(f"{path}:{n}", 'each line needs "id" and "prediction" keys')
+            if isinstance(rec["id"], bool) or not isinstance(rec["id"], str | int):
+                raise DataFileError(f"{path}:{n}", f'"id" must be a string or an integer, got {type(rec["id"]).__name__}')
             try:
                 value = (read or text_prediction)(rec)
             except ValueError as e:
@@ -37,6 +44,8 @@ def read_predictions(path: Path, read: Callable[[dict], Any] | None = None) -> d
             if key in out:
                 raise DataFileError(f"{path}:{n}", f"duplicate id {key!r}; keep one prediction per id")
             out[key] = value
+    if not out:
+        raise DataFileError(path, "no predictions (the file is empty); nothing to score")
     return out
 
 

@@ -24,11 +24,17 @@ def _fmt(key: str, value) -> str:
 def markdown(results: dict) -> str:
     lines = [f"# {results['task']}", "", f"Source: `{results['source']}`", ""]
     if results.get("limit"):
-        lines += [f"**Subset**: first {results['limit']} test items only; not comparable with published numbers.", ""]
+        lines += [f"**Subset**: a subset of {results['limit']} test items (stratified by label); not comparable with published numbers.", ""]
     if results["metrics"]:
         lines += ["| metric | value |", "|---|---|"]
         for k, v in results["metrics"].items():
             lines.append(f"| {k}{' (%)' if k in PERCENT else ''} | {_fmt(k, v)} |")
+    per_type = results.get("extra", {}).get("per_type")
+    if per_type:
+        lines += ["", "| type | precision (%) | recall (%) | f1 (%) | gold | predicted |", "|---|---|---|---|---|---|"]
+        for t, m in per_type.items():
+            lines.append(f"| {t} | {100 * m['precision']:.2f} | {100 * m['recall']:.2f} | {100 * m['f1']:.2f} "
+                         f"| {m.get('n_gold', '')} | {m.get('n_pred', '')} |")
     if results.get("counts"):
         lines += ["", "| count | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in results["counts"].items()]
@@ -57,9 +63,12 @@ def confusion_png(path: Path, confusion: dict, title: str) -> None:
 
 
 def write(out_dir: Path, results: dict, items: list[dict] | None = None) -> None:
-    """Flat metrics at the top level of results.json (e.g. results["accuracy"]), details below."""
+    """Flat metrics at the top level of results.json (e.g. results["accuracy"], and "per_type" for
+    tasks scored per entity type), details below."""
     out_dir.mkdir(parents=True, exist_ok=True)
     flat = {**results["metrics"], **{k: v for k, v in results.items() if k != "metrics"}, "metrics": results["metrics"]}
+    if "per_type" in results.get("extra", {}):
+        flat["per_type"] = results["extra"]["per_type"]
     atomic_write_json(out_dir / "results.json", flat)
     atomic_write_text(out_dir / "results.md", markdown(results))
     if items is not None:

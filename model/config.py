@@ -170,13 +170,14 @@ presets: dict[str, dict[str, Any]] = {
     "tiny": dict(vocab_size=512, n_layer=2, n_head=4, d_model=64, d_ff=256, max_seq_len=256,
                  position="rope", window=16, global_every=2, char_dim=16, char_channels=32,
                  term_buckets=1024, term_dim=32),
-    # BioGPT (Luo et al. 2022) shape: 347M parameters with the hybrid stages off, BioGPT's dropout
-    # 0.1. Learned positions (1024 + 2, as fairseq) keep it loadable from converted BioGPT weights
-    # (see docs/model.md); local attention W=256 with a global layer every 4th.
-    "biogpt": dict(vocab_size=42384, n_layer=24, n_head=16, d_model=1024, d_ff=4096, max_seq_len=1024,
+    # BioGPT (Luo et al. 2022) shape, context 2,048: 348M parameters with the hybrid stages off
+    # (BioGPT's 347M + 1,024 more learned position rows), BioGPT's dropout 0.1. Learned positions
+    # (2048 + 2, fairseq's offset); local attention W=256 with a global layer every 4th. BioGPT's
+    # own weights (1024 + 2 positions) load into biogpt_dense (docs/model.md).
+    "biogpt": dict(vocab_size=42384, n_layer=24, n_head=16, d_model=1024, d_ff=4096, max_seq_len=2048,
                    position="learned", dropout=0.1, attn_dropout=0.1),
-    # BioGPT itself: all-global attention, hybrid stages off (what from_hf_biogpt builds); for
-    # like-for-like comparisons with microsoft/biogpt.
+    # BioGPT itself: all-global attention, hybrid stages off, learned positions 1024 + 2 (what
+    # from_hf_biogpt builds; the weight import's target); for like-for-like comparisons with microsoft/biogpt.
     "biogpt_dense": dict(vocab_size=42384, n_layer=24, n_head=16, d_model=1024, d_ff=4096, max_seq_len=1024,
                          position="learned", dropout=0.1, attn_dropout=0.1, window=None,
                          char_stage=False, term_stage=False),

@@ -57,6 +57,10 @@ class TaskConfig:
     block_size: int | None = None  # pretrain: tokens per window; null = the model's max_seq_len
     batch_size: int = 8  # pretrain: windows per forward pass
     max_windows: int | None = None  # pretrain: cap on windows scored (null = the whole split)
+    # perplexity on texts instead of shards: JSON lines {"id", "text", "spans"?} (docs/eval.md)
+    texts: str | None = None
+    word_counts: str | None = None  # texts: JSON {word: count} of the training split, for rare-word bits/byte
+    rare_max_count: int = 5  # texts: a word is rare if seen at most this often in word_counts
     prompt: str | None = None  # generate: one prompt ...
     prompts_file: str | None = None  # ... or a text file with one prompt per line
 
@@ -88,4 +92,11 @@ def check(cfg: TaskConfig) -> Task:
     check_range("task.block_size", cfg.block_size, 1, allow_none=True)
     check_range("task.batch_size", cfg.batch_size, 1)
     check_range("task.max_windows", cfg.max_windows, 1, allow_none=True)
+    check_range("task.rare_max_count", cfg.rare_max_count, 0)
+    for key in ("texts", "word_counts"):
+        value = getattr(cfg, key)
+        if value and not Path(value).expanduser().is_file():
+            raise ConfigError(f"task.{key}", f"{value} does not exist")
+    if cfg.word_counts and not cfg.texts:
+        raise ConfigError("task.word_counts", "only used with task.texts=<file.jsonl[.gz]>")
     return task

@@ -33,6 +33,25 @@ def answer_of(text: str) -> str:
     return answer
 
 
+# Likelihood scoring (`task.mode=likelihood`) picks the label whose continuation " {label}." is most
+# likely after the answer prefix. Summed log-probabilities favour shorter continuations, so the
+# pick is also made with the score divided by the continuation's length in tokens and in UTF-8
+# bytes (lm-evaluation-harness's acc_norm divides by its length in characters; the labels are
+# ASCII, so bytes and characters agree). results.json: accuracy (summed), accuracy_norm_token,
+# accuracy_norm_byte.
+NORMS = {"sum": "accuracy", "token": "accuracy_norm_token", "byte": "accuracy_norm_byte"}
+
+
+def likelihood_picks(scores: list[float], n_tokens: list[int], n_bytes: list[int]) -> dict[str, int]:
+    """The index of the best option under each normalisation of NORMS (ties: the first option)."""
+    def best(values: list[float]) -> int:
+        return max(range(len(values)), key=values.__getitem__)
+
+    return {"sum": best(scores),
+            "token": best([s / max(n, 1) for s, n in zip(scores, n_tokens, strict=True)]),
+            "byte": best([s / max(n, 1) for s, n in zip(scores, n_bytes, strict=True)])}
+
+
 class PubMedQA(Task):
     name = "pubmedqa"
     modes = (Mode.likelihood, Mode.generate)
@@ -98,6 +117,12 @@ class PubMedQATest(TestSet):
 
     def render(self, pmid: str) -> str:
         return target(self.gold[pmid])
+
+    def normalised_accuracy(self, picks: Mapping[str, Mapping[str, str]], ids: list[str]) -> dict[str, float]:
+        """accuracy_norm_token / accuracy_norm_byte from each id's label under each normalisation
+        (`picks[id][norm]`, norm in NORMS); ids without picks count as wrong."""
+        gold = [self.gold[i] for i in ids]
+        return {NORMS[n]: accuracy(gold, [picks.get(i, {}).get(n, FAILED) for i in ids]) for n in ("token", "byte")}
 
     def score(self, predictions: dict[str, str], ids: list[str] | None = None,
               source: str = "predictions") -> Score:

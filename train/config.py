@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import sys
 import typing
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -128,8 +130,9 @@ class TrainerConfig:
     requeue_on_signal: bool = False  # true: `scontrol requeue` after a SIGUSR1 save
     compile: bool = False
     activation_checkpointing: bool = False
-    progress_bar: bool = True
-    log_every_n_steps: int = 1
+    progress_bar: bool = True  # a step bar on a terminal; false: no per-step console output at all
+    console_every_n_steps: int = 50  # output not a terminal (Slurm .out, pipe): one line every N steps
+    log_every_n_steps: int = 1  # Lightning's logger (wandb) interval; metrics.csv has every step
 
 
 @dataclass
@@ -233,7 +236,7 @@ def check(tc: TrainConfig) -> None:
     check_range("optim.warmup_steps", o.warmup_steps, 0)
     check_range("optim.decay_steps", o.decay_steps, 1, allow_none=True)
     for key in ("devices", "num_nodes", "max_steps", "accumulate_grad_batches", "val_check_interval",
-                "checkpoint_every_n_steps", "log_every_n_steps"):
+                "checkpoint_every_n_steps", "log_every_n_steps", "console_every_n_steps"):
         check_range(f"trainer.{key}", getattr(tr, key), 1)
     check_range("trainer.gradient_clip_val", tr.gradient_clip_val, 0, allow_none=True)
     check_range("trainer.save_top_k", tr.save_top_k, 0)
@@ -245,13 +248,63 @@ def check(tc: TrainConfig) -> None:
     check_range("debug.sigterm_at_step", dbg.sigterm_at_step, 1, allow_none=True)
     check_range("debug.step_delay_s", dbg.step_delay_s, 0)
     # cross-field rules
-    if not tc.task.data_dir and (task.kind is Kind.LANGUAGE_MODEL or not tc.task.tokenizer):
-        raise ConfigError("task.data_dir", "must be set: the data_prep out_dir (manifest.json, tokenizer/"
-                                           + (", shards/)" if task.kind is Kind.LANGUAGE_MODEL else ")"))
+    # Fine-tuning takes the tokenizer from task.init_from (or task.tokenizer); only pretraining
+    # reads shards, so only it needs the data_prep folder.
+    if not tc.task.data_dir and (task.kind is Kind.LANGUAGE_MODEL or not (tc.task.tokenizer or tc.task.init_from)):
+        raise ConfigError("task.data_dir", "must be set: the data_prep out_dir (manifest.json, tokenizer/, shards/)"
+                          if task.kind is Kind.LANGUAGE_MODEL else
+                          "fine-tuning needs task.init_from=<checkpoint> (its tokenizer and model shape are used), "
+                          "or task.tokenizer / task.data_dir to start from scratch")
     mc = tc.model_config()
     if tc.task.seq_len > mc.max_seq_len and mc.position == "learned":
         raise ConfigError("task.seq_len", f"{tc.task.seq_len} exceeds model.max_seq_len={mc.max_seq_len} "
                                           "(learned positions)")
+
+
+# Model fields that do not change the weights' shapes: the fine-tuning config keeps its own.
+RUNTIME_MODEL_KEYS = ("dropout", "attn_dropout", "attn_backend")
+
+
+def apply_init_model(tc: TrainConfig, model_config: dict[str, Any]) -> None:
+    """Fine-tuning from a checkpoint: its model shape replaces tc.model (all but RUNTIME_MODEL_KEYS)."""
+    mine = plain(dataclasses.asdict(tc.model))
+    values = {**model_config, **{k: mine[k] for k in RUNTIME_MODEL_KEYS if k in mine}}
+    try:
+        tc.model = OmegaConf.to_object(_preset_node(values))
+    except OmegaConfBaseException as e:
+        raise ConfigError("task.init_from", f"{tc.task.init_from}: its model config does not fit this "
+                          f"version's schema ({config_error(e)})") from None
+    mc = tc.model_config()
+    if tc.task.seq_len > mc.max_seq_len and mc.position == "learned":
+        raise ConfigError("task.seq_len", f"{tc.task.seq_len} exceeds the checkpoint's max_seq_len={mc.max_seq_len}")
+
+
+def check_hardware(tc: TrainConfig) -> None:
+    """Lightning values this machine cannot run, checked before anything is written (Lightning
+    would stop with a traceback after the run directory was populated). Not part of `check`: a
+    Slurm submission composes on a login node without GPUs; the job runs this on its node."""
+    import torch
+
+    tr = tc.trainer
+    acc = str(tr.accelerator)
+    if acc in ("gpu", "cuda"):
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ConfigError("trainer.accelerator", f"{acc} but torch sees no CUDA GPU (torch {torch.__version__}, "
+                              f"CUDA build: {torch.version.cuda or 'none'}); use trainer=cpu, or install a CUDA torch")
+        if tr.devices > n:
+            raise ConfigError("trainer.devices", f"{tr.devices} but this node has {n} GPU(s)")
+    if acc == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("trainer.accelerator", "mps but the MPS backend is not available; use trainer=cpu")
+    if acc == "cpu" and str(tr.precision) in ("16-mixed", "16-true"):
+        raise ConfigError("trainer.precision", f"{tr.precision} needs a GPU; on a CPU use 32-true or bf16-mixed")
+    if acc == "cpu" and tr.devices > 1 and tc.strategy.name in ("fsdp", "deepspeed"):
+        raise ConfigError("strategy", f"{tc.strategy.name} needs GPUs; on CPUs use strategy=ddp (gloo)")
+    if tc.strategy.name == "deepspeed":
+        import importlib.util
+
+        if importlib.util.find_spec("deepspeed") is None:
+            raise ConfigError("strategy", "deepspeed is not installed (pip install 'deepspeed>=0.16')")
 
 
 def build_config(cfg: Any) -> TrainConfig:
@@ -297,15 +350,60 @@ class CheckConfig(Callback):
     value ends `python -m train` with one line naming the key, and nothing is written."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _check_or_exit(config)
+        _check_or_exit(config, hardware=True)  # a single run runs here: check this machine too
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _check_or_exit(config)
+        # The jobs read this (they inherit the environment, also through sbatch): a sweep gives
+        # each job its own run directory under run_dir (train/__main__.py); a one-job `-m`
+        # (a Slurm submission) keeps run_dir itself, where a requeued job finds its checkpoints.
+        os.environ[SWEEP_ENV] = "1" if is_sweep(config) else "0"
 
 
-def _check_or_exit(config: DictConfig) -> None:
+def _check_or_exit(config: DictConfig, hardware: bool = False) -> None:
     try:
-        build_config(config)
+        check_experiment(config)
+        tc = build_config(config)
+        if hardware:
+            check_hardware(tc)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)  # SystemExit passes Hydra's error handler, which would print a traceback
+
+
+def check_experiment(config: DictConfig) -> None:
+    """`experiment=<name>` that names no file: conf/train.yaml's `optional experiment` would drop
+    it without a word (and train the tiny CPU defaults); this names the ones that exist."""
+    choice = OmegaConf.select(config, "hydra.runtime.choices.experiment", default=None)
+    if choice in (None, "null"):
+        return
+    loader = GlobalHydra.instance().config_loader()
+    options = sorted(loader.get_group_options("experiment"))
+    if "/" in str(choice):  # a nested experiment (experiment=ablation/base): its folder's options
+        folder = str(choice).rsplit("/", 1)[0]
+        options += [f"{folder}/{o}" for o in sorted(loader.get_group_options(f"experiment/{folder}"))]
+    if choice not in options:
+        close = difflib.get_close_matches(str(choice), options, n=1)
+        raise ConfigError("experiment", f"no experiment named {choice!r}" + (f" (did you mean '{close[0]}'?)" if close else "")
+                          + f"; available: {', '.join(options)}")
+
+
+SWEEP_ENV = "BIOGPT_TRAIN_SWEEP"
+# Paths do not name a job: they stay out of its directory name.
+JOB_NAME_EXCLUDES = ("run_dir", "resume", "task.init_from", "task.data_dir", "task.bench_dir", "task.tokenizer")
+
+
+def is_sweep(config: DictConfig) -> bool:
+    """Whether the command-line overrides sweep (`a=1,2`, `range(...)`, `glob(...)`): several jobs."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    given = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+    return any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(given))
+
+
+def job_run_dir(run_dir: str, num: int, overrides: list[str]) -> str:
+    """`<run_dir>/<job number>-<its overrides>`, e.g. D/1-experiment=demo,optim.lr=0.003."""
+    kept = sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in JOB_NAME_EXCLUDES
+                  and not o.startswith("hydra"))
+    name = f"{num}-" + ",".join(kept).replace("/", "_") if kept else str(num)
+    return str(Path(run_dir) / name[:200])

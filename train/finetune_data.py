@@ -17,11 +17,28 @@ import torch
 from tokenizers import Tokenizer
 
 import tasks
+from common.config import ConfigError
 from tasks.base import Kind
 
 from .data import ResumableDataModule
 
 IGNORE_INDEX = -100
+
+
+def check_finetune_files(tc) -> None:
+    """A benchmark run's (tc: TrainConfig) train and val files exist: no task falls back to
+    training on its validation split. Raises ConfigError naming task.files.<role>."""
+    from tasks.config import resolve_bench_dir
+
+    task = tasks.get(tc.task.name)
+    if task.kind is not Kind.BENCHMARK:
+        return
+    files = task.paths(resolve_bench_dir(tc.task), tc.task.files.overrides())
+    for role in ("train", "val"):
+        if not Path(files[role]).is_file():
+            raise ConfigError(f"task.files.{role}", f"{files[role]} does not exist ({task.name} {role} split); fetch "
+                              "the evaluation data (`python -m eval.data fetch out_dir=<dir>`, then task.bench_dir=<dir> "
+                              f"or BIOGPT_EVAL_DATA=<dir>) or set task.files.{role}=<your copy>")
 
 
 def load_examples(task: str, path: str | Path) -> datasets.Dataset:

@@ -13,6 +13,7 @@ import math
 import random
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,49 @@ import lightning as L
 import torch
 from torch import nn
 
-from common.checkpoint import model_state, safe_load
+from common.checkpoint import CheckpointError, model_state, safe_load
+from common.config import ConfigError
 from export import is_exported, load_exported
 from model import Decoder, chunked_cross_entropy
 
 from .config import DebugConfig, OptimConfig
 from .optim import build_optimizer, schedule_fn
+
+
+@dataclass
+class InitSource:
+    """What fine-tuning takes from `task.init_from`: the model's shape and the tokenizer it was
+    trained with (its vocabulary is the model's), so `task.data_dir` is only needed to pretrain."""
+
+    path: str
+    model_config: dict[str, Any]
+    tokenizer_file: Path | None  # tokenizer.json beside the run (checkpoint) or recorded in it
+    tokenizer: Any = None  # tokenizers.Tokenizer (an exported folder carries its own, no file)
+    data_manifest: str | None = None  # the pretraining data's manifest.json (eval's contamination guard)
+
+
+def read_init_source(path: str) -> InitSource:
+    """Model config and tokenizer of a checkpoint of ours or of an exported folder. Raises
+    CheckpointError (unreadable / not ours) or ConfigError naming task.init_from."""
+    if is_exported(path):
+        _, tok, info = load_exported(path)
+        if tok is None:
+            raise ConfigError("task.init_from", f"{path}: the exported folder has no tokenizer.json; "
+                              "set task.tokenizer=<the tokenizer.json it was trained with>")
+        return InitSource(path, info["model_config"], None, tok, info.get("data_manifest"))
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError("task.init_from", f"{path} is a folder without config.json; pass a .ckpt file "
+                          "(e.g. <run_dir>/checkpoints/last.ckpt) or a folder written by `python -m export`")
+    meta = safe_load(p).get("biogpt_meta")
+    if not isinstance(meta, dict) or "model_config" not in meta:
+        raise CheckpointError(f"{path}: no 'biogpt_meta' section; not written by `python -m train`")
+    tok_file = None
+    for cand in (p.parent.parent / "tokenizer.json", meta.get("tokenizer_path")):
+        if cand and Path(cand).is_file():
+            tok_file = Path(cand)
+            break
+    return InitSource(path, meta["model_config"], tok_file, data_manifest=meta.get("data_manifest"))
 
 
 class TrainingDiverged(RuntimeError):

@@ -1,5 +1,5 @@
 """End-of-demo report from eval's results: val loss vs the corpus' unigram entropy, QA accuracy
-vs chance / majority class before and after fine-tuning, run paths and loss-curve plots.
+vs chance / majority class / a keyword rule before and after fine-tuning, run paths and loss-curve plots.
 
     python -m train.report --data runs/demo/data --pretrain runs/demo/pretrain \
         --finetune runs/demo/finetune --eval runs/demo/eval --out runs/demo/report.md
@@ -7,8 +7,9 @@ vs chance / majority class before and after fine-tuning, run paths and loss-curv
 All scoring is eval's (`python -m eval`, see docs/eval.md); this reads its `results.json` files
 under `--eval`: `perplexity/` (the pretrained checkpoint on the val split), `pubmedqa/` (the
 fine-tuned checkpoint on the held-out demo QA test split) and, if present, `pubmedqa_pretrained/`
-(the same items, pretrained checkpoint). The only number computed here is the unigram entropy:
-the loss of the best model that ignores context, which the validation loss must be well below.
+(the same items, pretrained checkpoint). Two numbers are computed here: the unigram entropy (the
+loss of the best model that ignores context, which the validation loss must be well below) and
+the keyword rule's QA accuracy (the demo's labels follow template phrases: what the QA number is worth).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import csv
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -58,6 +60,36 @@ def qa_summary(results: dict) -> dict:
             "failed": results["counts"].get("failed", 0)}
 
 
+# The demo QA label is fixed by template phrases of the generated results sentence
+# (demo_corpus/vocab.py): this rule reads them and nothing else.
+RULE_NO = ("no significant", "not associated", "did not differ significantly", "unexpectedly",
+           "contrary to our hypothesis", "significantly higher risk")
+RULE_MAYBE = ("inconclusive", "non-significant trend", "not consistent")
+
+
+def keyword_rule(item: dict) -> str:
+    """yes/no/maybe of a PQA-L item from keywords of the first sentence of its results section."""
+    results = next((c for c, label in zip(item["CONTEXTS"], item["LABELS"], strict=False)
+                    if str(label).upper() in ("RESULTS", "FINDINGS")), item["CONTEXTS"][-1])
+    first = re.split(r"(?<=\))\.\s|\.\s(?=[A-Z])", results, maxsplit=1)[0].lower()
+    if any(p in first for p in RULE_MAYBE):
+        return "maybe"
+    if any(p in first for p in RULE_NO):
+        return "no"
+    return "yes"
+
+
+def rule_baseline(qa_dir: Path) -> dict:
+    """The keyword rule's accuracy on the QA test items (pqal_test_set.json + test_ground_truth.json)."""
+    try:
+        items = json.loads((qa_dir / "pqal_test_set.json").read_text(encoding="utf-8"))
+        gold = json.loads((qa_dir / "test_ground_truth.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"error: {qa_dir}: cannot read the demo QA test files ({e}); pass --qa-dir") from None
+    hits = sum(keyword_rule(item) == gold[pmid] for pmid, item in items.items())
+    return {"accuracy": hits / len(items), "n": len(items)}
+
+
 def _run_info(run_dir: Path) -> dict:
     """Steps and tokens seen, from the run's status.json and metrics.csv (no checkpoint loading)."""
     info = {"steps": None, "tokens_seen": None}
@@ -74,7 +106,8 @@ def _run_info(run_dir: Path) -> dict:
     return info
 
 
-def build_report(data: Path, pretrain: Path, finetune: Path | None, eval_dir: Path) -> tuple[str, dict]:
+def build_report(data: Path, pretrain: Path, finetune: Path | None, eval_dir: Path,
+                 qa_dir: Path | None = None) -> tuple[str, dict]:
     H = unigram_entropy(data)
     ppl = read_results(eval_dir / "perplexity")
     val = ppl["metrics"]["nll_per_token"]
@@ -99,6 +132,10 @@ def build_report(data: Path, pretrain: Path, finetune: Path | None, eval_dir: Pa
         m.update({"qa_accuracy": after["accuracy"], "qa_macro_f1": after["macro_f1"], "qa_chance": after["chance"],
                   "qa_majority": after["majority"], "qa_n": after["n"], "finetune_steps": ft["steps"],
                   "qa_failed": after["failed"], "qa_accuracy_before_finetune": before["accuracy"] if before else None})
+        default_qa = data / "cache" / "demo_pubmedqa"  # where data_prep source=demo writes the QA set
+        rule = rule_baseline(qa_dir) if qa_dir else (
+            rule_baseline(default_qa) if (default_qa / "pqal_test_set.json").is_file() else None)
+        m.update({"qa_keyword_rule_accuracy": rule["accuracy"] if rule else None})
         was = (f"; pretrained model before fine-tuning {before['accuracy']:.3f}, {before['failed']} of "
                f"{before['n']} without a yes/no/maybe answer" if before else "")
         lines += ["", "## Fine-tuning (demo PubMedQA-style set)", "",
@@ -108,6 +145,13 @@ def build_report(data: Path, pretrain: Path, finetune: Path | None, eval_dir: Pa
                   f"- accuracy: **{after['accuracy']:.3f}**, macro-F1 {after['macro_f1']:.3f}, "
                   f"{after['failed']} without an answer (chance "
                   f"{after['chance']:.3f}, majority class {after['majority']:.3f}{was})",
+                  *([f"- keyword-rule baseline on the same {rule['n']} items: **{rule['accuracy']:.3f}** "
+                     "(`train.report.keyword_rule`: a dozen phrases of the results sentence, no model)",
+                     "- what this shows: the demo label is fixed by template phrases in the context, so the QA "
+                     "number only shows that fine-tuning and answer extraction work end to end (the model learnt "
+                     "the answer format and the phrases); it is not a measure of biomedical reasoning, and "
+                     "a model below the rule has not yet learnt the phrases"] if rule else
+                    [f"- keyword-rule baseline: not computed (no demo QA files in {default_qa}; pass --qa-dir)"]),
                   f"- loss curve: `{finetune / 'loss_curve.png'}`"]
     return "\n".join(lines) + "\n", m
 
@@ -119,8 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--finetune", type=Path, help="fine-tuning run_dir")
     ap.add_argument("--eval", type=Path, required=True, help="folder of the eval out_dirs (perplexity/, pubmedqa/, ...)")
     ap.add_argument("--out", type=Path, help="report.md path (default: <pretrain>/../report.md)")
+    ap.add_argument("--qa-dir", type=Path, help="demo QA files (default: <data>/cache/demo_pubmedqa)")
     a = ap.parse_args(argv)
-    text, metrics = build_report(a.data, a.pretrain, a.finetune, a.eval)
+    text, metrics = build_report(a.data, a.pretrain, a.finetune, a.eval, a.qa_dir)
     out = a.out or a.pretrain.parent / "report.md"
     for path, body in ((out, text), (out.with_suffix(".json"), json.dumps(metrics, indent=2))):
         atomic_write_text(path, body)

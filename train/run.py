@@ -10,32 +10,36 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import warnings
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy, FSDPStrategy
 
 import tasks
-from common.atomic import atomic_path, atomic_write_text
+from common.atomic import atomic_path, atomic_write_text, remove_stale_temps
 from common.config import ConfigError
+from common.lock import run_lock
 from model.block import Block
 from tasks.base import Kind
 from tasks.config import resolve_bench_dir
 
 from .callbacks import SignalFlag, TrainingControl, write_status
-from .checkpoint import find_resume
+from .checkpoint import plan_resume
 from .checkpoint_io import SafeCheckpointIO
-from .config import TrainConfig, build_config
+from .config import TrainConfig, build_config, check_hardware
+from .console import StepProgress, quiet_lightning
 from .data import PretrainDataModule
-from .finetune_data import FinetuneDataModule
+from .finetune_data import FinetuneDataModule, check_finetune_files
 from .module import LMModule, TrainingDiverged
 from .plot import plot_loss
-from .tokenizer_io import decoded_vocab, load_tokenizer, tokenizer_path
+from .tokenizer_io import decoded_vocab, run_tokenizer
 from .tracking import build_logger, scrub
 
 
@@ -81,8 +85,11 @@ def build_datamodule(cfg: TrainConfig, tokenizer_file: Path):
 def build_module(cfg: TrainConfig, vocab: list[str] | None, meta: dict[str, Any] | None = None) -> LMModule:
     mc = cfg.model_config()
     if vocab is not None and len(vocab) != mc.vocab_size:
+        if cfg.task.init_from:  # the shape is the checkpoint's: only the tokenizer can be wrong
+            raise ConfigError("task.tokenizer", f"has {len(vocab)} tokens but task.init_from={cfg.task.init_from} "
+                              f"was trained with {mc.vocab_size}; leave task.tokenizer unset to use its own")
         raise ConfigError("model.vocab_size", f"{mc.vocab_size} but the tokenizer has {len(vocab)} tokens; "
-                          f"set model.vocab_size={len(vocab)}")
+                          f"set model.vocab_size={len(vocab)} (or task.vocab_size_from_tokenizer=true)")
     tr = cfg.trainer
     return LMModule(mc, cfg.optim, tr.max_steps, accumulate=tr.accumulate_grad_batches, clip=tr.gradient_clip_val,
                     max_nan_skips=tr.max_nan_skips, vocab=vocab, seed=cfg.seed, init_from=cfg.task.init_from,
@@ -97,8 +104,8 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, logger, control) -> L.Trainer
         callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor="val/loss", mode="min",
                                          save_top_k=tr.save_top_k, auto_insert_metric_name=False,
                                          filename="best-step={step}-val_loss={val/loss:.4f}", save_last=False))
-    if tr.progress_bar:
-        callbacks.append(RichProgressBar(leave=True))
+    if tr.progress_bar:  # ours counts optimizer steps to max_steps (Lightning's: batches per epoch)
+        callbacks.append(StepProgress(tr.max_steps, tr.console_every_n_steps))
     plugins: list = [SafeCheckpointIO()]
     if SLURMEnvironment.detect():
         # Lightning's own SLURM handler would save an hpc checkpoint and requeue on SIGUSR1;
@@ -110,7 +117,20 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, logger, control) -> L.Trainer
         val_check_interval=tr.val_check_interval * tr.accumulate_grad_batches, check_val_every_n_epoch=None,
         num_sanity_val_steps=0, log_every_n_steps=tr.log_every_n_steps, logger=logger, callbacks=callbacks,
         plugins=plugins, default_root_dir=str(run_dir), use_distributed_sampler=False,
-        enable_progress_bar=tr.progress_bar, enable_model_summary=False)
+        # Off with save_top_k=0: Lightning would add its own ModelCheckpoint writing full checkpoints
+        # under lightning_logs/; ours are written in run_dir/checkpoints only.
+        enable_checkpointing=tr.save_top_k > 0,
+        enable_progress_bar=False, enable_model_summary=False)
+
+
+def is_launcher() -> bool:
+    """Whether this process is global rank 0 as its launcher set it, before Lightning knows: a rank
+    that Lightning spawned has LOCAL_RANK/NODE_RANK; srun starts every task itself (SLURM_PROCID)."""
+    if "RANK" in os.environ:  # torchrun
+        return int(os.environ["RANK"]) == 0
+    if SLURMEnvironment.detect():
+        return int(os.environ.get("SLURM_PROCID", "0")) == 0
+    return int(os.environ.get("NODE_RANK", "0")) == 0 and int(os.environ.get("LOCAL_RANK", "0")) == 0
 
 
 def requeue_after(signum: int | None, enabled: bool) -> bool:
@@ -161,14 +181,28 @@ def _stopped_in_setup(tc: TrainConfig, run_dir: Path, signals) -> RunResult:
 
 
 def _run(cfg: Any, signals) -> RunResult:
+    quiet_lightning()
     tc = build_config(cfg)  # fails here, naming the key, before any work
+    check_hardware(tc)  # accelerator/devices/precision this node can run, before anything is written
     run_dir = Path(tc.run_dir).resolve()
-    resume_from = find_resume(run_dir, tc.resume)
-    tok_file = tokenizer_path(tc.task.data_dir, tc.task.tokenizer)
-    tok = load_tokenizer(tok_file)
+    with ExitStack() as stack:
+        if is_launcher():
+            # One run per run_dir, held by the launching process for the whole run (the ranks it
+            # spawns, and srun's other tasks, work under it); a second run fails here naming it.
+            stack.enter_context(run_lock(run_dir, "train"))
+            remove_stale_temps(run_dir / "checkpoints")  # partial checkpoints of a killed run
+        return _run_locked(tc, run_dir, signals)
+
+
+def _run_locked(tc: TrainConfig, run_dir: Path, signals) -> RunResult:
+    plan = plan_resume(run_dir, tc.resume)  # refuses a fresh start over an earlier run's history
+    if plan.note and is_launcher():
+        print(plan.note, file=sys.stderr, flush=True)
+    resume_from = plan.path
+    tok_file, tok = run_tokenizer(tc)  # fine-tuning: the tokenizer and model shape of task.init_from
     vocab = decoded_vocab(tok)
-    if tc.task.vocab_size_from_tokenizer:
-        tc.model.vocab_size = len(vocab)
+    check_finetune_files(tc)  # a missing train/val file fails here, before anything is written
+    datamodule = build_datamodule(tc, tok_file)
     if signals.received is not None:
         return _stopped_in_setup(tc, run_dir, signals)
 
@@ -186,7 +220,6 @@ def _run(cfg: Any, signals) -> RunResult:
     meta = {"config": resolved, "task": tc.task.name, "tokenizer_path": str(run_dir / "tokenizer.json"),
             "data_manifest": manifest}
 
-    datamodule = build_datamodule(tc, tok_file)
     module = build_module(tc, vocab, meta)
     control = TrainingControl(run_dir, tc.trainer.checkpoint_every_n_steps, tc.task.seq_len,
                               tc.trainer.requeue_on_signal, tc.debug.sigkill_at_step, tc.debug.sigterm_at_step,

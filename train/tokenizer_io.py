@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 from tokenizers import Tokenizer
@@ -26,6 +27,39 @@ def tokenizer_path(data_dir: str | Path, explicit: str | None = None) -> Path:
     if not p.is_file():
         raise FileNotFoundError(f"{p}: tokenizer named by {manifest} is missing; rerun data_prep")
     return p
+
+
+def run_tokenizer(tc) -> tuple[Path, Tokenizer]:
+    """The tokenizer a training run uses, and tc.model settled to match it (tc: TrainConfig).
+
+    Fine-tuning (`task.init_from`): the checkpoint's model shape and the tokenizer it was trained
+    with; task.data_dir is not read, but set to the checkpoint's pretraining data folder (recorded in
+    the run for eval's contamination guard). Otherwise task.tokenizer, else <task.data_dir>'s, with
+    model.vocab_size := its size when task.vocab_size_from_tokenizer."""
+    from .config import apply_init_model
+    from .module import read_init_source
+
+    if not tc.task.init_from:
+        path = tokenizer_path(tc.task.data_dir, tc.task.tokenizer)
+        tok = load_tokenizer(path)
+        if tc.task.vocab_size_from_tokenizer:
+            tc.model.vocab_size = tok.get_vocab_size(with_added_tokens=True)
+        return path, tok
+    src = read_init_source(tc.task.init_from)
+    apply_init_model(tc, src.model_config)
+    if src.data_manifest:  # the model's pretraining data travels on: eval checks it for test documents
+        tc.task.data_dir = str(Path(src.data_manifest).parent)
+    if tc.task.tokenizer:
+        path = tokenizer_path("", tc.task.tokenizer)
+    elif src.tokenizer_file is not None:
+        path = src.tokenizer_file
+    elif src.tokenizer is not None:  # an exported folder: its tokenizer, as our tokenizer.json
+        path = Path(tempfile.mkdtemp(prefix="biogpt-tok-")) / "tokenizer.json"
+        src.tokenizer.save(str(path))
+    else:
+        raise FileNotFoundError(f"task.init_from={tc.task.init_from}: no tokenizer.json beside its run and none "
+                                "recorded in it; set task.tokenizer=<the tokenizer.json it was trained with>")
+    return path, load_tokenizer(path)
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:

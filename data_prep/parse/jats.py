@@ -54,6 +54,16 @@ _PROSE_XREFS = frozenset({"fig", "table", "supplementary-material", "disp-formul
 _MARKER = re.compile(r"^[\[(]?[a-zA-Z*†‡§¶#]{1,2}[\])]?$")  # footnote markers: "a", "*", "†"
 _CITE = "\x00"  # sentinel left where a numeric citation was, removed with its brackets afterwards
 _CITE_GROUP = re.compile(r"\s*[\[(]\s*\x00(?:[\s,;–\-−]*\x00)*\s*[\])]")
+# "[[39], their figure five]" or "(12; see ...)": the removed citation opened a bracket that goes on
+# in prose; keep the bracket and the prose, not the leftover ", " ("[their figure five]").
+_CITE_LEAD = re.compile(r"([\[(])\s*(?:[\[(]\s*)?\x00(?:[\s,;–\-−]*\x00)*\s*(?:[\])]\s*)?[,;]\s*")
+# Acta Cryst. E marks author-year citations with a link glyph: "(Spek, 2009<xref> ▶</xref>)".
+_LINK_GLYPHS = re.compile(r"^[\s\u25b6\u25ba\u25b8\u25b7\u27a4\u2192]+$")
+# Back matter that some publishers (BMC) put in the body as ordinary sections: not article prose.
+_BACK_MATTER_TITLE = re.compile(
+    r"^(?:authors?['’]?s?['’]? contributions?|competing (?:financial )?interests?|conflicts? of interests?|"
+    r"declaration of (?:competing )?interests?|pre-?publication history)\.?$", re.I)
+_BACK_MATTER_TYPES = frozenset({"COI-statement", "author-contribution", "author-contributions", "competing-interests"})
 _CITE_RUN = re.compile(r"\s*\x00(?:[\s,;–\-−]*\x00)*")
 
 # eLife ends every abstract, figure and section with "DOI: http://dx.doi.org/..."; that is not prose.
@@ -164,7 +174,7 @@ def license_code(candidates: list[str]) -> str | None:
 def _clean(parts: list[str]) -> str:
     s = "".join(parts)
     if _CITE in s:
-        s = _CITE_RUN.sub("", _CITE_GROUP.sub("", s))
+        s = _CITE_RUN.sub("", _CITE_GROUP.sub("", _CITE_LEAD.sub(r"\1", s)))
     s = strip_escaped_tags(s)
     return " ".join(s.split())
 
@@ -216,7 +226,7 @@ class _Renderer:
         kind = el.get("ref-type") or ""
         if kind not in _PROSE_XREFS:  # citations, footnote and affiliation markers (and invalid types)
             t = normalize_ws("".join(el.itertext()))
-            if _NUMERIC_CITE.match(t) or (kind != "bibr" and _MARKER.match(t)):
+            if _NUMERIC_CITE.match(t) or (kind != "bibr" and _MARKER.match(t)) or _LINK_GLYPHS.match(t):
                 out.append(_CITE)
                 return
         collect(el, out, self.handlers)
@@ -288,9 +298,12 @@ class _Renderer:
                 self._para(child, paras)
             elif tag in ("sec", "boxed-text", "disp-quote", "statement", "app", "glossary"):
                 title = self.inline(child.find("title"))
-                if title:
-                    paras.append(title)
-                self.blocks(child, paras)
+                if tag == "sec" and (child.get("sec-type") in _BACK_MATTER_TYPES or _BACK_MATTER_TITLE.match(title)):
+                    continue  # "Authors' contributions", "Competing interests", "Pre-publication history"
+                inner: list[str] = []
+                self.blocks(child, inner)
+                if inner:  # a heading over nothing ("Supplementary Material" when floats are off) is dropped
+                    paras.extend([title, *inner] if title else inner)
             elif tag == "list":
                 items = [i for i in (self._item(li) for li in child.iterfind("list-item")) if i]
                 if items:
@@ -371,7 +384,7 @@ class _Renderer:
                 inner: list[str] = []
                 self.blocks(child, inner)
                 if title and inner:
-                    inner[0] = f"{title}: {inner[0]}"
+                    inner[0] = f"{title.rstrip(' :')}: {inner[0]}"  # "Background:" + ":" is not "Background::"
                 paras.extend(inner)
             else:
                 self.blocks([child], paras)
@@ -408,17 +421,24 @@ class _Renderer:
         meta = front.find("article-meta") if front is not None else None
         jmeta = front.find("journal-meta") if front is not None else None
 
-        title = self.inline(meta.find("title-group/article-title")) if meta is not None else ""
-        abstract_paras, secondary = self._abstracts(meta)
+        language = language_code(article.get(XML_LANG))
+        # SciELO publishes Portuguese/Spanish articles with their English translation as a
+        # sub-article: the English version is the document (ids and license stay the article's).
+        translation = _english_translation(article) if language != "eng" else None
+        content, content_meta = article, meta
+        if translation is not None:
+            content, content_meta, language = translation, _sub_meta(translation), "eng"
+        title = self.inline(content_meta.find("title-group/article-title")) if content_meta is not None else ""
+        abstract_paras, secondary = self._abstracts(content_meta)
         paras = [title] if title else []
         paras += abstract_paras + secondary
-        body = article.find("body")
+        body = content.find("body")
         if body is not None:
             self.blocks(body, paras)
-        paras += self._back(article.find("back"))
+        paras += self._back(content.find("back"))
         if self.opts.include_subarticles:
             for sub in article:
-                if sub.tag in ("sub-article", "response"):
+                if sub.tag in ("sub-article", "response") and sub is not translation:
                     paras += self._sub_article(sub)
         text = "\n\n".join(p for p in paras if p)
 
@@ -439,7 +459,7 @@ class _Renderer:
         return Document(
             id=doc_id, text=text, source="pmc", title=title, abstract="\n\n".join(abstract_paras),
             pmid=ids.get("pmid"), pmcid=pmcid, doi=doi, version=_version(meta),
-            language=language_code(article.get(XML_LANG)), license=license_, journal=journal,
+            language=language, license=license_, journal=journal,
             year=_year(meta), article_type=article.get("article-type"), file=file, file_order=file_order,
         )
 
@@ -479,10 +499,7 @@ class _Renderer:
         return paras
 
     def _sub_article(self, sub: etree._Element) -> list[str]:
-        stub = sub.find("front-stub")
-        if stub is None:
-            stub = sub.find("front")
-            stub = stub.find("article-meta") if stub is not None else None
+        stub = _sub_meta(sub)
         paras: list[str] = []
         if stub is not None:
             t = self.inline(stub.find("title-group/article-title"))
@@ -542,6 +559,24 @@ class _Renderer:
             return code
         raw = next((t for t in texts if t), "")
         return raw[:300] or None
+
+
+def _sub_meta(sub: etree._Element) -> etree._Element | None:
+    """A sub-article's metadata: its front-stub, or front/article-meta."""
+    stub = sub.find("front-stub")
+    if stub is None:
+        front = sub.find("front")
+        stub = front.find("article-meta") if front is not None else None
+    return stub
+
+
+def _english_translation(article: etree._Element) -> etree._Element | None:
+    """The article's English translation (a sub-article of type "translation" with a body), if any."""
+    for sub in article.iterfind("sub-article"):
+        if (sub.get("article-type") == "translation" and language_code(sub.get(XML_LANG)) == "eng"
+                and sub.find("body") is not None):
+            return sub
+    return None
 
 
 def _tag(el: etree._Element) -> str:

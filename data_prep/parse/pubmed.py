@@ -184,10 +184,13 @@ def _article(
         return None
     # One pass over the children of MedlineCitation and of Article (instead of a find() per field).
     pmid_el = art = mesh_list = cc_list = None
+    other_abstracts: list[etree._Element] = []
     for c in mc:
         tag = c.tag
         if tag == "PMID":
             pmid_el = c
+        elif tag == "OtherAbstract":
+            other_abstracts.append(c)
         elif tag == "Article":
             art = c
         elif tag == "MeshHeadingList":
@@ -242,8 +245,17 @@ def _article(
         cc_list = _child(pubmed_data, "CommentsCorrectionsList")  # not used by NLM today, but allowed
     ref_types = _ref_types(cc_list)
 
+    abstract = _abstract(abstract_el)
+    extra: dict = {"comments_corrections": ref_types} if ref_types else {}
+    if language not in ("", "eng"):
+        english = next((o for o in other_abstracts if (o.get("Language") or "").lower() in ("eng", "en")), None)
+        if english is not None:
+            # A non-English article with an English OtherAbstract: the English abstract is the text
+            # (ArticleTitle is already NLM's English translation); the language filter keeps it.
+            abstract = _abstract(english)
+            extra["english_abstract"] = True
     return _doc(
-        pmid, version, title, _abstract(abstract_el), file, file_order,
+        pmid, version, title, abstract, file, file_order,
         pmcid=pmcid.upper() if pmcid else None,
         doi=doi or ids.get("doi"),
         language=language,
@@ -251,7 +263,7 @@ def _article(
         mesh=_mesh(mesh_list),
         journal=journal,
         year=year,
-        extra={"comments_corrections": ref_types} if ref_types else {},
+        extra=extra,
     )
 
 

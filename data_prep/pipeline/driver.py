@@ -47,6 +47,8 @@ from data_prep.pipeline.stage_merge import run_merge
 from data_prep.pipeline.stage_tokenize import run_shards, run_tokenizer
 from data_prep.pipeline.summary import length_histogram, print_summary
 from data_prep.sources import InputFile, resolve_inputs
+from data_prep.sources.config import DemoSource
+from data_prep.text.decontam import EVAL_ENV
 from data_prep.tokens.shards import IDX_DTYPE, dtype_name, token_dtype
 from data_prep.tokens.tokenizer import tokenizer_info
 
@@ -91,7 +93,31 @@ def run(cfg: Any) -> dict | None:
             raise
 
 
+def decontam_off_reason(cfg: PrepConfig) -> str | None:
+    """Why this run will not remove evaluation documents, or None when it will."""
+    d = cfg.decontam
+    if not d.enabled:
+        return "decontam.enabled=false"
+    if d.eval_dir or d.sources or isinstance(cfg.source, DemoSource):  # the demo brings its own eval set
+        return None
+    return f"no evaluation data: ${EVAL_ENV} is not set and decontam.eval_dir/decontam.sources are empty"
+
+
+def warn_decontam_off(cfg: PrepConfig) -> None:
+    """One loud line on stderr at the start (visible in a Slurm .out); the manifest says so too."""
+    reason = decontam_off_reason(cfg)
+    if reason is None or cfg.task.index != 0:
+        return
+    if not cfg.decontam.enabled:  # switched off on purpose: said once in the log, and in the manifest
+        log.warning("decontamination is off (decontam.enabled=false): evaluation documents may be in the corpus")
+    else:
+        print(f"data_prep: WARNING: DECONTAMINATION IS OFF ({reason}): PubMedQA/BC5CDR/DDI/KD-DTI/HoC test "
+              f"documents may end up in the training data and eval will refuse the checkpoint; fetch them with "
+              f"`python -m eval.data fetch out_dir=<dir>` and set {EVAL_ENV}=<dir>", file=sys.stderr, flush=True)
+
+
 def _run(cfg: PrepConfig, t0: float) -> dict | None:
+    warn_decontam_off(cfg)
     chash = config_hash(cfg)
     claim_out_dir(cfg.out_path, chash, cfg.overwrite)
     if not shares_out_dir(cfg):  # array tasks run side by side: one must not delete another's temp files
@@ -129,9 +155,13 @@ def _run(cfg: PrepConfig, t0: float) -> dict | None:
     splits = {s: {"tokens": sum(x["tokens"] for x in lst), "documents": sum(x["documents"] for x in lst),
                   "shards": lst} for s, lst in shards.items()}
     counts = dict(merge["counts"])
+    bad_records: dict[str, int] = {}  # JSONL/Parquet records skipped, by reason
+    for r in input_records:
+        for reason, n in r.get("bad_records", {}).items():
+            bad_records[reason] = bad_records.get(reason, 0) + n
     counts.update(input_files=len(inputs) + len(src_quarantined),
                   quarantined_files=len(quarantined) + len(src_quarantined),
-                  parsed=sum(r["records"] for r in input_records),
+                  parsed=sum(r["records"] for r in input_records), bad_records=sum(bad_records.values()),
                   train_tokens=splits["train"]["tokens"], val_tokens=splits["val"]["tokens"])
     manifest = build_manifest(
         config_hash=chash, config=hashed_config(cfg), inputs=input_records,
@@ -140,6 +170,8 @@ def _run(cfg: PrepConfig, t0: float) -> dict | None:
         decontaminated=merge["decontaminated"], quarantined=src_quarantined + quarantined,
         decontam_summary=merge.get("decontam_summary"))
     manifest["duplicates"] = merge["duplicates"]
+    manifest["bad_records"] = dict(sorted(bad_records.items()))
+    manifest["decontamination"]["off"] = decontam_off_reason(cfg)  # null when eval sets were configured
     lengths = doc_lengths(cfg.out_path, shards)
     if cfg.summary.histogram:
         length_histogram(lengths, cfg.out_path / "doc_lengths.png")

@@ -30,6 +30,7 @@ from data_prep.errors import InputFileError, PrepError
 from data_prep.parse.formats import detect_format
 from data_prep.parse.jats import JatsOptions, iter_jats
 from data_prep.parse.pubmed import iter_pubmed
+from data_prep.parse.records_file import BadRecord, is_record_file, iter_record_file
 from data_prep.parse.xml_safety import ParseLimits
 from data_prep.pipeline.markers import is_done, mark_done, marker_path, pause_point, read_json, sha256_file
 from data_prep.pipeline.records import MAP_SCHEMA, document_row
@@ -76,6 +77,8 @@ def _deletion_row(pos: int, d: Deletion) -> dict:
 
 
 def iter_records(path: Path, order: int, jats_options: JatsOptions, limits: ParseLimits | None = None):
+    if is_record_file(path):  # users' own JSONL/Parquet corpora, by name (they have no XML root to sniff)
+        return iter_record_file(path, file_order=order)
     fmt = detect_format(path)
     if fmt == "pubmed":
         return iter_pubmed(path, file_order=order, limits=limits)
@@ -121,6 +124,7 @@ def map_file(ctx: MapContext, path: Path, order: int, meta: dict) -> dict:
     rejects: list[dict] = []
     counts: Counter = Counter()
     dropped: Counter = Counter()
+    bad: Counter = Counter()
     try:
         if size < 0:
             raise InputFileError(path, "file not found (was it moved after the inputs were listed?)")
@@ -130,6 +134,11 @@ def map_file(ctx: MapContext, path: Path, order: int, meta: dict) -> dict:
             if isinstance(rec, Deletion):
                 rows.append(_deletion_row(pos, rec))
                 counts["deletions"] += 1
+                continue
+            if isinstance(rec, BadRecord):  # skipped, counted by reason, never fatal
+                bad[rec.reason] += 1
+                if ctx.rejects_dir is not None:
+                    rejects.append({"id": None, "reason": f"bad_record:{rec.reason}", "file": rec.where, "title": ""})
                 continue
             counts["parsed"] += 1
             doc = apply_meta(rec, meta) if meta else rec
@@ -153,6 +162,8 @@ def map_file(ctx: MapContext, path: Path, order: int, meta: dict) -> dict:
         rej = ctx.rejects_dir / f"{file_key(order, path)}.jsonl"
         atomic_write_text(rej, "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rejects))
     info.update(counts=dict(sorted(counts.items())), dropped=dict(sorted(dropped.items())))
+    if bad:
+        info["bad_records"] = dict(sorted(bad.items()))
     pause_point("map-file")  # the output is in place, its marker is not
     mark_done(out, info)
     return info
@@ -228,6 +239,8 @@ def map_outputs(cfg: PrepConfig, inputs: list[InputFile]) -> tuple[list[tuple[in
         records.append({"path": str(f.path), "order": f.order, "size": info["size"],
                         "sha256": info["sha256"], "records": info.get("counts", {}).get("parsed", 0),
                         "deletions": info.get("counts", {}).get("deletions", 0)})
+        if info.get("bad_records"):
+            records[-1]["bad_records"] = info["bad_records"]
         if "quarantined" in info:
             quarantined.append({"path": str(f.path), "reason": info["quarantined"]})
         else:

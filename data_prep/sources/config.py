@@ -44,10 +44,12 @@ class LocalSource(SourceConfig):
     """Files already on disk (docs/sources.md)."""
 
     name: str = "local"
-    # A directory (searched recursively) or a glob, e.g. /data/pubmed/*.xml.gz or '/data/**/*.nxml'.
-    # Accepted: .xml .xml.gz .nxml .nxml.gz and .tar.gz/.tgz packages (extracted safely into the cache).
-    # Relative paths are taken from the working directory. Required.
-    path: str = MISSING
+    # A directory (searched recursively) or a glob, e.g. /data/pubmed/*.xml.gz or '/data/**/*.nxml',
+    # or a list of them (one run over several inputs: source.path='[pubmed/,pmc/,corpus.jsonl.gz]').
+    # Accepted: .xml .xml.gz .nxml .nxml.gz, .tar.gz/.tgz packages (extracted safely into the cache),
+    # and users' own corpora as .jsonl .jsonl.gz .parquet records with `id` and `text`
+    # (data_prep/parse/records_file.py). Relative paths are taken from the working directory. Required.
+    path: Any = MISSING
     # false: a symbolic link whose target lies outside source.path is not read (it is listed as
     # quarantined, with its target); true: read it (and descend into linked directories).
     follow_symlinks: bool = False
@@ -188,7 +190,7 @@ def check_source(src: SourceConfig) -> None:
             raise ConfigError("source.inventory",
                               f"must be null (newest) or a stamp like '2026-01-18T01-00Z', got {src.inventory!r}")
     elif isinstance(src, LocalSource):
-        local_target(src.path)
+        local_targets(src.path)
     elif isinstance(src, DemoSource):
         demo_corpus.check_args(src.seed, src.n_abstracts, src.n_fulltext)
 
@@ -216,10 +218,28 @@ def redact_url(value: Any) -> Any:
     return re.sub(r"(?i)([a-z][a-z0-9+.\-]*://)[^/@\s]+@", r"\1***@", value) if isinstance(value, str) else value
 
 
+LOCAL_KINDS = ".xml/.xml.gz/.nxml/.nxml.gz/.tar.gz/.jsonl/.jsonl.gz/.parquet"
+
+
+def local_targets(raw: Any) -> list[tuple[str, bool]]:
+    """`source.path` as a list of (path, is_glob): one path or glob, or a non-empty list of them."""
+    raw = to_plain(raw) if not isinstance(raw, (str, os.PathLike)) else raw
+    if isinstance(raw, (list, tuple)):
+        if not raw:
+            raise ConfigError("source.path", f"is an empty list; give at least one directory, glob or {LOCAL_KINDS} file")
+        targets = [local_target(p) for p in raw]
+        seen = [p for p, _ in targets]
+        dup = next((p for p in seen if seen.count(p) > 1), None)
+        if dup is not None:
+            raise ConfigError("source.path", f"lists {dup} twice")
+        return targets
+    return [local_target(raw)]
+
+
 def local_target(raw: Any) -> tuple[str, bool]:
     """(path with ~ expanded, whether it is a glob) of `source.path`; ConfigError when it is unusable."""
     if not isinstance(raw, (str, os.PathLike)) or not str(raw).strip() or str(raw) == "???":
-        raise ConfigError("source.path", "is required: a directory or a glob of .xml/.xml.gz/.nxml/.nxml.gz/.tar.gz files")
+        raise ConfigError("source.path", f"is required: a directory or a glob of {LOCAL_KINDS} files, or a list of them")
     path = os.path.expanduser(str(raw))
     is_glob = any(ch in "*?[" for ch in path)
     if not is_glob and not os.path.exists(path):

@@ -1,7 +1,9 @@
-"""Files already on disk: `source.path` is a directory (searched recursively) or a glob.
+"""Files already on disk: `source.path` is a directory (searched recursively), a glob, or a list
+of them (one run over PubMed XML + PMC + a JSONL corpus; a file reached twice is read once).
 
-Accepted: `.xml`, `.xml.gz`, `.nxml`, `.nxml.gz`, and `.tar.gz`/`.tgz` packages (extracted safely
-into the cache). Order is deterministic: files named like NCBI's (`pubmed26n0001.xml.gz`,
+Accepted: `.xml`, `.xml.gz`, `.nxml`, `.nxml.gz`, `.tar.gz`/`.tgz` packages (extracted safely
+into the cache), and users' own corpora as `.jsonl`, `.jsonl.gz`, `.parquet` records
+(data_prep/parse/records_file.py). Order is deterministic: files named like NCBI's (`pubmed26n0001.xml.gz`,
 `medline16n0902_excerpt.xml.gz`) first in (year, file number) order, as PubMed's load order requires; then
 everything else sorted by path (a tarball's members sort under the tarball's own path).
 
@@ -22,8 +24,9 @@ from pathlib import Path
 
 from common.config import ConfigError
 from data_prep.errors import InputFileError, PrepError
+from data_prep.parse.records_file import is_record_file
 from data_prep.sources.archive import article_files, extraction_dir, is_article_file, is_tarball, safe_extract
-from data_prep.sources.config import LocalSource, local_target
+from data_prep.sources.config import LOCAL_KINDS, LocalSource, local_targets
 from data_prep.sources.types import InputFile
 
 log = logging.getLogger(__name__)
@@ -33,7 +36,7 @@ _NCBI_PREFIX_RE = re.compile(r"^(?:pubmed|medline)(?P<yy>\d{2})n(?P<num>\d{4})(?
 
 
 def _wanted(p: Path) -> bool:
-    return p.is_file() and (is_article_file(p) or is_tarball(p))
+    return p.is_file() and (is_article_file(p) or is_tarball(p) or is_record_file(p))
 
 
 def _glob_root(pattern: str) -> Path:
@@ -86,7 +89,7 @@ def _candidates(path: str, is_glob: bool, follow: bool) -> tuple[list[Path], lis
     else:
         files = [Path(path)] if _wanted(Path(path)) else []
         if not files:
-            raise ConfigError("source.path", f"{path} is not an .xml/.xml.gz/.nxml/.nxml.gz/.tar.gz file")
+            raise ConfigError("source.path", f"{path} is not a {LOCAL_KINDS} file")
         return files, []
     files = [p for p in files if _wanted(p)]
     if not follow:
@@ -94,7 +97,7 @@ def _candidates(path: str, is_glob: bool, follow: bool) -> tuple[list[Path], lis
         outside += [p for p in files if not _inside(p, root_real)]
         files = [p for p in files if _inside(p, root_real)]
     if not files and not outside:
-        raise ConfigError("source.path", f"{path} matches no .xml/.xml.gz/.nxml/.nxml.gz/.tar.gz file")
+        raise ConfigError("source.path", f"{path} matches no {LOCAL_KINDS} file")
     by_real: dict[str, Path] = {}  # a file reached directly and through links is read once, by its own path
     for p in sorted(set(files)):
         real = os.path.realpath(p)
@@ -112,9 +115,17 @@ def order_key(display: str) -> tuple:
 
 
 def resolve(src: LocalSource, cache_dir: Path, quarantine: list[PrepError] | None = None) -> list[InputFile]:
-    path, is_glob = local_target(src.path)
+    targets = local_targets(src.path)
     entries: list[tuple[str, Path, dict]] = []  # (sort path, file, meta)
-    files, outside = _candidates(path, is_glob, src.follow_symlinks)
+    files: list[Path] = []
+    outside: list[Path] = []
+    seen: set[str] = set()
+    for path, is_glob in targets:
+        found, out = _candidates(path, is_glob, src.follow_symlinks)
+        files += [f for f in found if os.path.realpath(f) not in seen]  # listed twice (a dir and a file in it)
+        seen.update(os.path.realpath(f) for f in found)
+        outside += out
+    path = ", ".join(p for p, _ in targets)
     for link in outside:
         err = InputFileError(link, f"symbolic link to {os.path.realpath(link)}, outside source.path: not read "
                                    "(set source.follow_symlinks=true to read it)")

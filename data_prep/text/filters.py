@@ -65,7 +65,9 @@ class FilterConfig:
     detect_unknown_language: bool = True  # py3langid on documents with no usable language
     langid_min_prob: float = 0.8  # drop only when the detector is at least this sure
     langid_max_chars: int = 2000  # classify this much of the text (enough; keeps it fast)
-    keep_english_abstract: bool = False  # keep non-English PubMed records typed "English Abstract"
+    # Keep non-English PubMed records whose abstract is English (typed "English Abstract", or an
+    # English OtherAbstract): their title is NLM's English translation, so the text is English.
+    keep_english_abstract: bool = True
     drop_no_abstract: bool = True  # PubMed records that are a title only
     drop_retracted: bool = True
     drop_retraction_notices: bool = True
@@ -181,7 +183,8 @@ class LanguageFilter:
             return None
         if lang not in UNKNOWN_LANGUAGES:
             # PubMed titles are English translations; with "English Abstract" the abstract is too.
-            if self._english_abstract and "eng" in self._keep and "English Abstract" in doc.publication_types:
+            if self._english_abstract and "eng" in self._keep and (
+                    "English Abstract" in doc.publication_types or doc.extra.get("english_abstract")):
                 return None
             return "non_english"
         if not self._detect:

@@ -185,5 +185,10 @@ def test_missing_predictions_count_as_misses(tmp_path):
     one = _jsonl(tmp_path / "one.jsonl", [{"id": "12377809", "prediction": f"{ANSWER_PREFIX} yes."}])
     r = run(compose(["task=pubmedqa", f"predictions={one}", f"out_dir={tmp_path}", f"task.bench_dir={data}"]))
     assert r["counts"]["missing"] == 499 and r["metrics"]["accuracy"] == pytest.approx(1 / 500)
-    r = run(compose(["task=pubmedqa", f"predictions={one}", f"out_dir={tmp_path}", f"task.bench_dir={data}", "limit=1"]))
-    assert r["metrics"]["accuracy"] == 1.0 and r["limit"] == 1
+    # limit=N is stratified by label (eval/sampling.py): 10 of 500 -> 6 yes, 3 no, 1 maybe, so
+    # "yes" everywhere scores 0.6 (the file's first 10 items are all "yes": 1.0)
+    gold = json.loads((data / "pubmedqa" / "test_ground_truth.json").read_text())
+    all_yes = _jsonl(tmp_path / "yes.jsonl", [{"id": k, "prediction": f"{ANSWER_PREFIX} yes."} for k in gold])
+    r = run(compose(["task=pubmedqa", f"predictions={all_yes}", f"out_dir={tmp_path}", f"task.bench_dir={data}",
+                     "limit=10"]))
+    assert r["metrics"]["accuracy"] == pytest.approx(0.6) and r["limit"] == 10 and r["counts"]["evaluated"] == 10

@@ -44,5 +44,6 @@ def test_ncbi_disease_finetune_then_eval(token_data, tmp_path):
     assert r["counts"]["evaluated"] == 3 and r["counts"]["missing"] == 0
     assert set(r["extra"]["per_type"]) == {"disease"} and 0.0 <= r["metrics"]["f1"] <= 1.0
     saved = json.loads((out / "results.json").read_text())
-    assert {"precision", "recall", "f1"} <= set(saved) and saved["extra"]["per_type"]["disease"]["n_gold"] == 3
+    assert {"precision", "recall", "f1", "per_type"} <= set(saved) and saved["per_type"]["disease"]["n_gold"] == 3
+    assert "| disease |" in (out / "results.md").read_text()
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 3

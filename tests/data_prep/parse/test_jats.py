@@ -312,8 +312,11 @@ def test_teaser_abstract_is_not_the_abstract():
 
 
 def test_languages_from_xml_lang():
-    assert one("publisher_jats", "scielo_0034-8910-rsp-48-2-0225.xml").language == "por"
-    assert one("publisher_jats", "scielo_0034-8910-rsp-48-2-0322.xml").language == "spa"
+    # Portuguese/Spanish articles with an English translation sub-article are read in English ...
+    assert one("publisher_jats", "scielo_0034-8910-rsp-48-2-0225.xml").language == "eng"
+    assert one("publisher_jats", "scielo_0034-8910-rsp-48-2-0322.xml").language == "eng"
+    # ... one without (an erratum) keeps its own language, for the language filter to judge
+    assert one("publisher_jats", "scielo_0034-8910-rsp-48-2-0366.xml").language == "por"
     assert one("publisher_jats", "scielo_0034-8910-rsp-48-2-0331.xml").language == "eng"
     assert one("publisher_jats", "plos_journal.pbio.0020188.xml").language == "eng"  # "EN"
 
@@ -338,12 +341,54 @@ def test_meeting_abstract_collection_is_all_subarticles():
     assert "Establishment of gnotobiotic miniature swine for xenotransplantation research program" in full.text
 
 
-def test_scielo_translation_subarticle_excluded_by_default():
-    pt = one("publisher_jats", "scielo_0034-8910-rsp-48-2-0225.xml")
-    full = one("publisher_jats", "scielo_0034-8910-rsp-48-2-0225.xml", JatsOptions(include_subarticles=True))
+def test_scielo_portuguese_article_is_read_from_its_english_translation():
+    d = one("publisher_jats", "scielo_0034-8910-rsp-48-2-0225.xml")
     english = "their understanding of their bodily reactions to the challenges of work."
-    assert english not in pt.text
-    assert full.text.endswith(english) and len(full.text) > 1.8 * len(pt.text)  # the whole article in English
+    assert d.language == "eng" and d.text.endswith(english)
+    assert d.title.startswith("The impact of stress on the health of sugar cane c")
+    assert d.abstract and d.abstract in d.text and " de " not in d.abstract  # the English abstract, not the Portuguese
+    assert d.id == "doi:10.1590/S0034-8910.2014048004798"  # the article's own ids
+    full = one("publisher_jats", "scielo_0034-8910-rsp-48-2-0225.xml", JatsOptions(include_subarticles=True))
+    assert full.text == d.text  # the translation is the document, not appended a second time
+    # an English article with a Portuguese translation stays as it is
+    assert one("publisher_jats", "scielo_0034-7094-rba-69-03-0227.xml").title.startswith("Implementing a chronic pain")
+
+
+def test_labelled_abstract_sections_get_one_colon():
+    """'<title>Background:</title>' is not 'Background::' (PMC2994229, PMC3821097); a '::' in prose stays."""
+    assert "\n\nBackground: Oral co" in one("pmc_oa", "6605965a.nxml").text
+    assert "\n\nPurpose: To eval" in one("pmc_oa", "PMC3821097.nxml.gz").text
+    for sub, name in REAL:
+        d = one(sub, name)
+        assert not re.search(r"^\w[\w ]*\s?::", d.text, re.M), (name, d.text[:200])
+    assert "UNC-104::YFP" in one("publisher_jats", "elife00133.xml").text  # a fusion protein, not a label
+
+
+def test_no_document_ends_on_an_empty_heading():
+    ends = {name: one(sub, name).text.rsplit("\n\n", 1)[-1] for sub, name in REAL}
+    empty = {n: e for n, e in ends.items()
+             if re.fullmatch(r"(?i)supplementary (?:material|materials|information)s?|supporting information", e)}
+    assert not empty
+    assert one("pmc_oa", "pone.0046493.nxml").text.endswith(".")  # ended on "Supporting Information" before
+    sup = one("pmc_oa", "pone.0046493.nxml", JatsOptions(include_supplementary=True))
+    assert "\n\nSupporting Information\n\n" in sup.text  # with its captions the heading has content
+
+
+def test_bmc_back_matter_sections_are_dropped():
+    for name in ("1472-6831-8-11.nxml", "1471-2180-11-174.nxml", "PMC2836310.nxml.gz"):
+        t = one("pmc_oa", name).text
+        assert not re.search(r"(?m)^(Authors' contributions|Competing interests|Pre-publication history)$", t), name
+        assert "read and approved the final manuscript" not in t, name
+    # the words in prose are kept: only headings of those sections are back matter
+    assert "Competing interests arise" in one("publisher_jats", "plos_journal.pbio.1001044.xml").text
+
+
+def test_citation_leftovers_are_removed():
+    acta = one("pmc_oa", "PMC2970367.nxml.gz").text
+    assert "▶" not in acta and "Rahbaek et al. (1999)." in acta
+    assert "▶" not in one("pmc_oa", "PMC4257438.nxml.gz").text
+    bmc = one("pmc_oa", "1471-2180-11-174.nxml").text
+    assert "[, their" not in bmc and "and tKCN [their figure five]." in bmc
 
 
 def test_mathml_and_tex_rendered_in_real_articles():

@@ -279,3 +279,31 @@ def test_record_without_abstract_is_title_only():
     d = docs("biopython_pubmed1.xml")["12091962"]
     assert d.abstract == "" and d.text == "The treatment of AIDS behind the walls of correctional facilities."
     assert d.mesh[:2] == ("AIDS Serodiagnosis", "Acquired Immunodeficiency Syndrome")
+
+
+def test_non_english_record_with_english_other_abstract_reads_it(tmp_path):
+    record = """<PubmedArticle><MedlineCitation><PMID Version="1">31000077</PMID><Article>
+<ArticleTitle>[Aspirin in the elderly].</ArticleTitle>
+<Abstract><AbstractText>La aspirina reduce el riesgo en ancianos.</AbstractText></Abstract>
+<Language>spa</Language>
+<PublicationTypeList><PublicationType>Journal Article</PublicationType></PublicationTypeList></Article>
+<OtherAbstract Type="Publisher" Language="eng"><AbstractText Label="RESULTS">Aspirin lowered the risk.</AbstractText></OtherAbstract>
+</MedlineCitation></PubmedArticle>"""
+    path = tmp_path / "other.xml"
+    path.write_bytes(_set(record))
+    (d,) = list(iter_pubmed(path))
+    assert d.abstract == "RESULTS: Aspirin lowered the risk." and d.text.endswith(d.abstract)
+    assert d.language == "spa" and d.extra.get("english_abstract") is True
+
+    from data_prep.text.filters import FilterConfig, LanguageFilter
+    assert LanguageFilter(FilterConfig())(d) is None  # kept by default
+    assert LanguageFilter(FilterConfig(keep_english_abstract=False))(d) == "non_english"
+
+
+def test_real_non_english_records_with_english_abstract_are_kept_by_default():
+    from data_prep.text.filters import FilterConfig, LanguageFilter
+
+    docs = [d for d in iter_pubmed(shared_path("pubmed", "pubmedsample_2019.split-a.xml.gz")) if isinstance(d, Document)]
+    lang = LanguageFilter(FilterConfig())
+    kept = {d.pmid for d in docs if d.language != "eng" and lang(d) is None}
+    assert {"8655018", "10389168", "15739502", "15810377"} <= kept  # pol, rus, chi, chi: typed "English Abstract"

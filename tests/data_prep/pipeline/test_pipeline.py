@@ -149,8 +149,9 @@ def test_acceptance_interface_on_real_files(reference, corpus):
     revised = [r for r in rows if r["id"] == f"pmid:{REVISED_PMID}"]
     assert len(revised) == 1 and revised[0]["title"] == REVISED_TITLE and revised[0]["version"] == 2
     assert "pmid:9000100" in ids
-    # non-English dropped by default
-    assert all(r["language"] in ("", "eng") for r in rows if r["source"] == "pubmed")
+    # non-English dropped by default, unless its abstract is English (filter.keep_english_abstract)
+    assert all(r["language"] in ("", "eng") or "English Abstract" in r["publication_types"]
+               for r in rows if r["source"] == "pubmed")
     assert manifest["dropped"].get("non_english", 0) + manifest["dropped"].get("language", 0) > 0 or any(
         "lang" in k or "english" in k for k in manifest["dropped"])
     # tokenizer + shards: consistent with the manifest and the documents
@@ -292,16 +293,21 @@ def test_non_english_kept_when_configured(tmp_path):
     d = tmp_path / "in"
     d.mkdir()
     (d / src.name).symlink_to(src)
-    default = run_overrides([f"source.path={d}", LINKS, f"out_dir={tmp_path / 'a'}", *FAST, "rejects=true"])
+    strict = run_overrides([f"source.path={d}", LINKS, f"out_dir={tmp_path / 'a'}", *FAST, "rejects=true",
+                            "filter.keep_english_abstract=false"])
     rejects = [json.loads(line) for f in (tmp_path / "a" / "rejects").glob("*.jsonl") for line in f.read_text().splitlines()]
-    by_reason = {r: sum(x["reason"] == r for x in rejects) for r in default["dropped"]}
-    assert by_reason == default["dropped"] and by_reason.get("non_english", 0) > 0
-    keep = run_overrides([f"source.path={d}", LINKS, f"out_dir={tmp_path / 'b'}", *FAST, "filter.keep_languages=null"])
-    langs = pq.read_table(tmp_path / "b" / "documents", columns=["language"]).column("language").to_pylist()
-    assert any(lang not in ("", "eng") for lang in langs)
-    assert keep["counts"]["kept"] > default["counts"]["kept"]
-    langs_default = pq.read_table(tmp_path / "a" / "documents", columns=["language"]).column("language").to_pylist()
-    assert all(lang in ("", "eng") for lang in langs_default)
+    by_reason = {r: sum(x["reason"] == r for x in rejects) for r in strict["dropped"]}
+    assert by_reason == strict["dropped"] and by_reason.get("non_english", 0) > 0
+    langs_strict = pq.read_table(tmp_path / "a" / "documents", columns=["language"]).column("language").to_pylist()
+    assert all(lang in ("", "eng") for lang in langs_strict)
+    # The default keeps non-English records whose title and abstract are English ("English Abstract").
+    default = run_overrides([f"source.path={d}", LINKS, f"out_dir={tmp_path / 'b'}", *FAST])
+    rows = pq.read_table(tmp_path / "b" / "documents", columns=["language", "publication_types"]).to_pylist()
+    foreign = [r for r in rows if r["language"] not in ("", "eng")]
+    assert foreign and all("English Abstract" in r["publication_types"] for r in foreign)
+    assert default["counts"]["kept"] == strict["counts"]["kept"] + len(foreign)
+    keep = run_overrides([f"source.path={d}", LINKS, f"out_dir={tmp_path / 'c'}", *FAST, "filter.keep_languages=null"])
+    assert "non_english" not in keep["dropped"] and keep["counts"]["kept"] >= default["counts"]["kept"]
 
 
 def test_demo_source_is_decontaminated_against_its_qa_set(tmp_path):

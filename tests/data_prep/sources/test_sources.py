@@ -463,7 +463,7 @@ def test_local_glob_and_single_file(tmp_path):
     with pytest.raises(ConfigError, match=r"source.path.*matches no"):
         resolve_inputs({"name": "local", "path": str(tmp_path / "*.tsv")}, tmp_path)
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(ConfigError, match=r"source.path.*is not an"):
+    with pytest.raises(ConfigError, match=r"source.path.*is not a \.xml/"):
         resolve_inputs({"name": "local", "path": str(tmp_path / "notes.txt")}, tmp_path)
 
 

@@ -95,8 +95,10 @@ def test_non_english_by_metadata():
     assert reason(doc(language="fre"), keep_languages=("*",)) is None
     assert reason(doc(language="EN")) is None
     ea = doc(language="rus", publication_types=("Journal Article", "English Abstract"))
-    assert reason(ea) == "non_english"
-    assert reason(ea, keep_english_abstract=True) is None
+    assert reason(ea) is None  # the default keeps a non-English record whose abstract is English
+    assert reason(ea, keep_english_abstract=False) == "non_english"
+    other = doc(language="spa", extra={"english_abstract": True})  # an English OtherAbstract (parser's hint)
+    assert reason(other) is None and reason(other, keep_english_abstract=False) == "non_english"
 
 
 def test_unknown_language_falls_back_to_py3langid_offline():
@@ -167,7 +169,7 @@ def _pubmed(name: str) -> dict[str, Document]:
     ("11543891", "retracted"),  # "Retracted Publication"
     ("8655018", "retracted"),  # Polish and retracted: the retraction is the more useful count
     ("11600210", "retraction_notice"),  # "Retraction of Publication"
-    ("10389168", "non_english"),  # Russian, "English Abstract"
+    ("10389168", None),  # Russian, "English Abstract": English title and abstract, kept by default
     ("5757641", "non_english"),  # Georgian, title only
     ("12501715", "non_english"),  # Chinese
 ])
@@ -187,9 +189,9 @@ def test_real_pubmed_2016_erratum_and_no_abstract():
 def test_real_pubmed_counts_by_reason():
     counts = Counter(reason(d) for d in _pubmed("pubmedsample_2019.split-a.xml.gz").values())
     assert counts["retracted"] == 2 and counts["retraction_notice"] == 1
-    # 11 records list a non-English language first; one is retracted (counted there) and one is
-    # "und", whose English title passes the text check
-    assert counts["non_english"] == 9
+    # 11 records list a non-English language first; one is retracted (counted there), one is "und",
+    # whose English title passes the text check, and 3 have an English abstract (kept by default)
+    assert counts["non_english"] == 6
     und = _pubmed("pubmedsample_2019.split-a.xml.gz")["pmid:14817685"]
     assert und.language == "und" and reason(und) == "no_abstract"
     assert counts[None] > 40
@@ -209,9 +211,15 @@ def test_real_jats_articles(name, expected):
 
 
 def test_real_portuguese_jats_article_is_non_english():
-    pt = [d for d in iter_jats(shared_path("pmc", "publisher_jats", "scielo_0034-8910-rsp-48-2-0232.xml"))]
-    assert pt[0].language == "por"
-    assert reason(pt[0]) == "non_english"
-    # with the metadata removed, the text check reaches the same verdict
-    pt[0].language = ""
-    assert reason(pt[0]) == "non_english"
+    # SciELO's erratum has no English translation (the research articles do, and are read from it)
+    pt = [d for d in iter_jats(shared_path("pmc", "publisher_jats", "scielo_0034-8910-rsp-48-2-0366.xml"))]
+    assert pt[0].language == "por" and reason(pt[0]) == "erratum"
+    lang = LanguageFilter(FilterConfig())
+    assert lang(pt[0]) == "non_english"
+    translated = next(iter_jats(shared_path("pmc", "publisher_jats", "scielo_0034-8910-rsp-48-2-0232.xml")))
+    assert translated.language == "eng" and reason(translated) is None
+    # the text check alone (no language metadata) finds the Portuguese of the original article
+    from lxml import etree
+    root = etree.parse(str(shared_path("pmc", "publisher_jats", "scielo_0034-8910-rsp-48-2-0232.xml"))).getroot()
+    portuguese = " ".join("".join(root.find("front/article-meta/abstract").itertext()).split())
+    assert lang(Document(id="x", text=portuguese, source="pmc", language="")) == "non_english"
