@@ -1,27 +1,15 @@
-"""Hydra glue every app shares: OmegaConf's errors as `ConfigError` naming the dotted key, the group
-list of `--help`, and the callback that checks a composed config before Hydra writes anything.
-
-Each app names its own check in its primary YAML:
-
-    hydra:
-      callbacks:
-        check_config:
-          _target_: common.hydra.CheckConfig
-          check: train.config.check_or_exit   # called with the composed DictConfig
-"""
+"""Hydra glue every app shares: OmegaConf's errors as `ConfigError` naming the dotted key, and the
+group list of `--help` (`${app_groups:a,b}` in an app's hydra.help.template). Each app keeps its own
+check callback (they differ: data_prep checks its out_dir guard, train the hardware and sweeps)."""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import re
-from collections.abc import Callable
-from typing import Any
 
 from hydra.core.global_hydra import GlobalHydra
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from common.config import ConfigError
@@ -54,22 +42,3 @@ def groups_help(*groups: str) -> str:
 def register_help_resolver() -> None:
     """`${app_groups:a,b}` in an app's hydra.help.template lists only that app's groups."""
     OmegaConf.register_new_resolver("app_groups", groups_help, replace=True)
-
-
-def _resolve(dotted: str) -> Callable[[DictConfig], Any]:
-    module, _, name = dotted.rpartition(".")
-    return getattr(importlib.import_module(module), name)
-
-
-class CheckConfig(Callback):
-    """Hydra calls this after composing and before it creates the run directory and .hydra/: the
-    app's `check` prints one line naming the key and exits on a bad value, so nothing is written."""
-
-    def __init__(self, check: str):
-        self.check = check
-
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _resolve(self.check)(config)
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _resolve(self.check)(config)

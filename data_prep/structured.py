@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
+from omegaconf.errors import OmegaConfBaseException
 
 from common.config import ConfigError
+from common.hydra import omegaconf_error as config_error
 
 T = TypeVar("T")
 
@@ -60,21 +61,6 @@ def _merge(node: DictConfig, values: Mapping, path: str) -> None:
             if isinstance(v, Mapping) and isinstance(child, DictConfig):
                 _merge(child, v, key)
             raise _KeyedError(key, str(e).splitlines()[0] if str(e) else type(e).__name__) from None
-
-
-def config_error(e: OmegaConfBaseException, prefix: str = "") -> ConfigError:
-    """OmegaConf's error as a ConfigError naming the dotted key (a list index is dropped)."""
-    key = re.sub(r"\[\d+\]$", "", str(getattr(e, "full_key", None) or ""))
-    if prefix and not (key == prefix or key.startswith(prefix + ".")):
-        key = f"{prefix}.{key}" if key else prefix
-    obj = getattr(e, "object_type", None)
-    if isinstance(e, ConfigKeyError) and obj is not None and hasattr(obj, "__dataclass_fields__"):
-        reason = f"unknown key; allowed: {', '.join(obj.__dataclass_fields__)}"
-    elif isinstance(e, MissingMandatoryValue):
-        reason = "is required"
-    else:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return ConfigError(key or "<root>", reason)
 
 
 def plain(values: Any) -> Any:

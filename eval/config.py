@@ -11,7 +11,6 @@ Lightning: scoring a prediction file never loads them.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 import sys
 from dataclasses import dataclass, field
@@ -21,13 +20,14 @@ from typing import Any
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
-from hydra.core.global_hydra import GlobalHydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import OmegaConfBaseException
 
 import tasks
 from common.config import ConfigError, check_range
+from common.hydra import omegaconf_error as config_error
+from common.hydra import register_help_resolver
 from tasks.base import Choice, Kind, Task
 from tasks.config import TaskConfig, resolve_bench_dir
 from tasks.config import check as check_task
@@ -153,30 +153,13 @@ def build_config(cfg: Any) -> Settings:
     return check(ec)
 
 
-def config_error(e: OmegaConfBaseException) -> ConfigError:
-    """OmegaConf's exception as ConfigError(full key, first line), with the closest valid key."""
-    key = e.full_key or "<root>"
-    reason = str(e.msg).splitlines()[0] if e.msg else type(e).__name__
-    if isinstance(e, ConfigKeyError) and dataclasses.is_dataclass(e.object_type):
-        valid = [f.name for f in dataclasses.fields(e.object_type)]
-        close = difflib.get_close_matches(str(e.key), valid, n=1)
-        reason = "unknown key" + (f" (did you mean '{close[0]}'?)" if close else "") + f"; valid keys: {', '.join(valid)}"
-    return ConfigError(key, reason)
-
-
 def compose(overrides: list[str]) -> DictConfig:
     """The config `python -m eval <overrides>` would run with (for tests and notebooks)."""
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
         return hydra_compose(config_name="eval", overrides=overrides)
 
 
-def groups_help(*groups: str) -> str:
-    """`group: option, option` lines for --help, from Hydra's own search path."""
-    loader = GlobalHydra.instance().config_loader()
-    return "\n".join(f"{g}: {', '.join(sorted(loader.get_group_options(g)))}" for g in groups)
-
-
-OmegaConf.register_new_resolver("app_groups", groups_help, replace=True)
+register_help_resolver()
 
 
 class CheckConfig(Callback):

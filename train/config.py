@@ -24,9 +24,12 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import OmegaConfBaseException
 
 from common.config import ConfigError, check_range
+from common.hydra import omegaconf_error as config_error
+from common.hydra import register_help_resolver
+from common.lock import LockedError, ensure_unlocked
 from model.config import CHOICES, ModelConfig, ModelConfigError, presets
 from tasks.base import Choice, Kind
 from tasks.config import TaskConfig
@@ -325,24 +328,7 @@ def build_config(cfg: Any) -> TrainConfig:
     return tc
 
 
-def config_error(e: OmegaConfBaseException) -> ConfigError:
-    """OmegaConf's exception as ConfigError(full key, first line), with the closest valid key."""
-    key = e.full_key or "<root>"
-    reason = str(e.msg).splitlines()[0] if e.msg else type(e).__name__
-    if isinstance(e, ConfigKeyError) and dataclasses.is_dataclass(e.object_type):
-        valid = [f.name for f in dataclasses.fields(e.object_type)]
-        close = difflib.get_close_matches(str(e.key), valid, n=1)
-        reason = "unknown key" + (f" (did you mean '{close[0]}'?)" if close else "") + f"; valid keys: {', '.join(valid)}"
-    return ConfigError(key, reason)
-
-
-def groups_help(*groups: str) -> str:
-    """`group: option, option` lines for --help, from Hydra's own search path (files and ConfigStore)."""
-    loader = GlobalHydra.instance().config_loader()
-    return "\n".join(f"{g}: {', '.join(sorted(loader.get_group_options(g)))}" for g in groups)
-
-
-OmegaConf.register_new_resolver("app_groups", groups_help, replace=True)
+register_help_resolver()
 
 
 class CheckConfig(Callback):
@@ -366,9 +352,19 @@ def _check_or_exit(config: DictConfig, hardware: bool = False) -> None:
         tc = build_config(config)
         if hardware:
             check_hardware(tc)
-    except ConfigError as e:
+            _check_unlocked(tc.run_dir)
+    except (ConfigError, LockedError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)  # SystemExit passes Hydra's error handler, which would print a traceback
+
+
+def _check_unlocked(run_dir: str) -> None:
+    """A run_dir another run holds is refused before Hydra rewrites its .hydra/ (the lock itself is
+    taken by train.run); ranks spawned under the launcher do not check (the launcher holds it)."""
+    from train.run import is_launcher  # train.run imports this module
+
+    if is_launcher():
+        ensure_unlocked(run_dir)
 
 
 def check_experiment(config: DictConfig) -> None:

@@ -156,6 +156,24 @@ def test_second_run_into_a_busy_run_dir_fails_at_once_naming_the_holder(data, tm
     assert _run(data, run_dir, steps=2).state == "completed"  # the lock of a dead holder does not block
 
 
+def test_cli_second_run_leaves_the_holders_hydra_record_alone(data, tmp_path):
+    """Through `python -m train`: refused by the config check, before Hydra rewrites run_dir/.hydra."""
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text("the first run's record\n")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        p = subprocess.run([sys.executable, "-m", "train", *tiny_overrides(data, run_dir, 2)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode != 0 and f"pid {holder.pid}" in p.stderr and "Traceback" not in p.stderr
+        assert (run_dir / ".hydra" / "config.yaml").read_text() == "the first run's record\n"
+        assert not (run_dir / ".hydra" / "overrides.yaml").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 # Runs `python -m train` with the checkpoint writer killed (SIGKILL) half-way through writing
 # last.ckpt at step 4: the temp file holds half the bytes, the previous last.ckpt is intact.
 KILL_MID_WRITE = textwrap.dedent("""
