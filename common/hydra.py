@@ -7,9 +7,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+from collections.abc import Callable
+from typing import Any
 
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from common.config import ConfigError
@@ -31,6 +33,23 @@ def omegaconf_error(e: OmegaConfBaseException, prefix: str = "") -> ConfigError:
     elif isinstance(e, MissingMandatoryValue):
         reason = "missing: it has no default, set it"
     return ConfigError(key or "<root>", reason)
+
+
+def build_schema(schema: type, cfg: Any, missing: Callable[[str], ConfigError]) -> Any:
+    """The schema dataclass built from a composed config (a DictConfig from Hydra, or a plain dict of
+    the same shape, validated here): `hydra` is left out, interpolations resolved, a key still `???`
+    raises `missing(key)`, any other OmegaConf error a ConfigError naming the key."""
+    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+    try:
+        body = {k: OmegaConf.to_container(node[k], resolve=True) if OmegaConf.is_config(node[k]) else node[k]
+                for k in node if k != "hydra" and not OmegaConf.is_missing(node, k)}  # missing: the schema's ???
+        merged = OmegaConf.merge(OmegaConf.structured(schema), body)
+        keys = sorted(OmegaConf.missing_keys(merged))
+        if keys:
+            raise missing(keys[0])
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise omegaconf_error(e) from None
 
 
 def groups_help(*groups: str) -> str:

@@ -21,13 +21,11 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 
 import tasks
 from common.config import ConfigError, check_range
-from common.hydra import omegaconf_error as config_error
-from common.hydra import register_help_resolver
+from common.hydra import build_schema, register_help_resolver
 from tasks.base import Choice, Kind, Task
 from tasks.config import TaskConfig, resolve_bench_dir
 from tasks.config import check as check_task
@@ -138,19 +136,12 @@ def _path(value: str | None) -> Path | None:
 def build_config(cfg: Any) -> Settings:
     """The checked settings of a composed config (a DictConfig from Hydra, or a plain dict of the same
     shape, validated against the schema here). Raises ConfigError naming the key."""
-    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
-    try:
-        body = {k: OmegaConf.to_container(node[k], resolve=True) if OmegaConf.is_config(node[k]) else node[k]
-                for k in node if k != "hydra" and not OmegaConf.is_missing(node, k)}  # missing: the schema's ???
-        merged = OmegaConf.merge(OmegaConf.structured(EvalConfig), body)
-        missing = sorted(OmegaConf.missing_keys(merged))
-        if missing:
-            key, reason = MISSING_HINTS.get(missing[0], (missing[0], lambda: "missing: set it"))
-            raise ConfigError(key, reason())
-        ec = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as e:
-        raise config_error(e) from None
-    return check(ec)
+    return check(build_schema(EvalConfig, cfg, _missing))
+
+
+def _missing(key: str) -> ConfigError:
+    key, reason = MISSING_HINTS.get(key, (key, lambda: "missing: set it"))
+    return ConfigError(key, reason())
 
 
 def compose(overrides: list[str]) -> DictConfig:

@@ -27,8 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from common.config import ConfigError, check_range
+from common.hydra import build_schema, register_help_resolver
 from common.hydra import omegaconf_error as config_error
-from common.hydra import register_help_resolver
 from common.lock import LockedError, ensure_unlocked
 from model.config import CHOICES, ModelConfig, ModelConfigError, presets
 from tasks.base import Choice, Kind
@@ -313,17 +313,7 @@ def check_hardware(tc: TrainConfig) -> None:
 def build_config(cfg: Any) -> TrainConfig:
     """The checked TrainConfig of a composed config (a DictConfig from Hydra, or a plain dict of the
     same shape, which is validated against the schema here). Raises ConfigError naming the key."""
-    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
-    try:
-        body = {k: OmegaConf.to_container(node[k], resolve=True) if OmegaConf.is_config(node[k]) else node[k]
-                for k in node if k != "hydra" and not OmegaConf.is_missing(node, k)}  # missing: the schema's ???
-        merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), body)
-        missing = sorted(OmegaConf.missing_keys(merged))
-        if missing:
-            raise ConfigError(missing[0], "missing: it has no default, set it")
-        tc = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as e:
-        raise config_error(e) from None
+    tc = build_schema(TrainConfig, cfg, lambda key: ConfigError(key, "missing: it has no default, set it"))
     check(tc)
     return tc
 
@@ -361,8 +351,10 @@ def _check_or_exit(config: DictConfig, hardware: bool = False) -> None:
 def _check_unlocked(run_dir: str) -> None:
     """A run_dir another run holds is refused before Hydra rewrites its .hydra/ (the lock itself is
     taken by train.run); ranks spawned under the launcher do not check (the launcher holds it)."""
-    from train.run import is_launcher  # train.run imports this module
+    from train.console import quiet_lightning  # both import Lightning, and train.run imports this module
+    from train.run import is_launcher
 
+    quiet_lightning()  # is_launcher's SLURM detection would warn about `srun` first
     if is_launcher():
         ensure_unlocked(run_dir)
 
