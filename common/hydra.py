@@ -31,7 +31,7 @@ def omegaconf_error(e: OmegaConfBaseException, prefix: str = "") -> ConfigError:
         close = difflib.get_close_matches(str(getattr(e, "key", "")), valid, n=1)
         reason = "unknown key" + (f" (did you mean '{close[0]}'?)" if close else "") + f"; valid keys: {', '.join(valid)}"
     elif isinstance(e, MissingMandatoryValue):
-        reason = "missing: it has no default, set it"
+        reason = "is required (it has no default): set it"
     return ConfigError(key or "<root>", reason)
 
 

@@ -313,7 +313,7 @@ def check_hardware(tc: TrainConfig) -> None:
 def build_config(cfg: Any) -> TrainConfig:
     """The checked TrainConfig of a composed config (a DictConfig from Hydra, or a plain dict of the
     same shape, which is validated against the schema here). Raises ConfigError naming the key."""
-    tc = build_schema(TrainConfig, cfg, lambda key: ConfigError(key, "missing: it has no default, set it"))
+    tc = build_schema(TrainConfig, cfg, lambda key: ConfigError(key, "is required (it has no default): set it"))
     check(tc)
     return tc
 
