@@ -229,12 +229,14 @@ class Engine:
         from model.generate import sample_next
 
         rows = [_Row(r, i, self.decode, self.eos_id) for r in batch for i in range(r.params.n)]
-        gens = {}
-        for r in batch:  # one generator per request: its draws do not depend on its batch-mates
+        # one generator per request, shared by its n rows: its draws do not depend on its batch-mates
+        row_gens: list[torch.Generator | None] = []
+        for r in batch:
+            g = None
             if r.params.temperature > 0:
                 g = torch.Generator(device=self.device)
                 g.manual_seed(r.params.seed) if r.params.seed is not None else g.seed()
-                gens[id(r)] = g
+            row_gens += [g] * r.params.n
         self.stats["batches"] += 1
         self.stats["requests"] += len(batch)
         self.stats["max_batch_rows"] = max(self.stats["max_batch_rows"], len(rows))
@@ -247,7 +249,7 @@ class Engine:
                 p = rows[ri].req.params
                 if p.temperature > 0:
                     top_p = p.top_p if p.top_p < 1.0 else None
-                    nxt[i] = sample_next(logits[i: i + 1], p.temperature, None, top_p, gens[id(rows[ri].req)])[0]
+                    nxt[i] = sample_next(logits[i: i + 1], p.temperature, None, top_p, row_gens[ri])[0]
             for i, tok in enumerate(nxt.tolist()):
                 row = rows[active[i]]
                 if row.req.cancelled.is_set():

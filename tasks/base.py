@@ -142,11 +142,11 @@ class Task:
 
     def source(self, key: str, item: dict, path: Path) -> str:
         """What the model reads, in the training format (no label needed)."""
-        raise NotImplementedError(f"task {self.name} has no source text")
+        raise TaskError(f"task {self.name} has no source text; choose a task that has (tasks.names())")
 
     def example(self, key: str, item: dict, path: Path) -> Example:
         """The fine-tuning pair of one item."""
-        raise NotImplementedError(f"task {self.name} has no fine-tuning examples")
+        raise TaskError(f"task {self.name} has no fine-tuning examples; choose a task that has (tasks.names())")
 
     def examples(self, path: Path) -> list[Example]:
         return [self.example(key, item, path) for key, item in self.read(path).items()]
@@ -157,10 +157,10 @@ class Task:
 
     def target(self, label: str) -> str:
         """The target sentence of a label (tasks with `labels`)."""
-        raise NotImplementedError(f"task {self.name} has no label targets")
+        raise TaskError(f"task {self.name} has no label targets; choose a task that has (tasks.names())")
 
     def test_set(self, paths: Mapping[str, Path]) -> TestSet:
-        raise NotImplementedError(f"task {self.name} has no scored test set")
+        raise TaskError(f"task {self.name} has no scored test set; choose a task that has (tasks.names())")
 
 
 # ----------------------------------------------------------------------------- scored test sets
@@ -241,7 +241,7 @@ class TestSet:
 
     def render(self, key: str) -> str:
         """The gold of `key` in BioGPT's target format (reads back through the task's extraction)."""
-        raise NotImplementedError
+        raise TaskError(f"task {self.name}: its test set cannot render gold in the target format")
 
     def read_prediction(self, record: dict) -> Any:
         """What one prediction-file line predicts: its generated text by default (a task may also
@@ -250,4 +250,4 @@ class TestSet:
 
     def score(self, predictions: dict[str, str], ids: list[str] | None = None,
               source: str = "predictions") -> Score:
-        raise NotImplementedError
+        raise TaskError(f"task {self.name}: its test set has no scoring")
