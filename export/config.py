@@ -62,13 +62,7 @@ def validate(cfg) -> ExportConfig:
         c.format, c.dtype = Format(c.format), DType(c.dtype)
     except ValueError as e:
         raise ConfigError("format" if "Format" in str(e) else "dtype", str(e)) from None
-    checkpoint = Path(c.checkpoint).expanduser()
-    if not checkpoint.exists():
-        raise ConfigError("checkpoint", f"{checkpoint} does not exist; pass a checkpoint written by `python -m train` "
-                                        "(e.g. <run_dir>/checkpoints/last.ckpt) or an exported folder")
-    if checkpoint.is_dir() and not (checkpoint / "config.json").is_file():
-        raise ConfigError("checkpoint", f"{checkpoint} is a folder without config.json; pass a checkpoint file "
-                                        "(<run_dir>/checkpoints/last.ckpt) or a folder written by `python -m export`")
+    checkpoint = checkpoint_path(c.checkpoint)
     out_dir = Path(c.out_dir).expanduser()
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError("out_dir", f"{out_dir} is a file; pass a folder")
@@ -87,3 +81,16 @@ def validate(cfg) -> ExportConfig:
     c.checkpoint, c.out_dir = str(checkpoint.resolve()), str(out_dir.resolve())
     c.eval_results = [str(Path(p).expanduser().resolve()) for p in c.eval_results]
     return c
+
+
+def checkpoint_path(value: str) -> Path:
+    """`checkpoint=`: a checkpoint written by `python -m train` or a folder written by `python -m
+    export` (export and serve both take either)."""
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise ConfigError("checkpoint", f"{path} does not exist; pass a checkpoint written by `python -m train` "
+                                        "(<run_dir>/checkpoints/last.ckpt) or a folder written by `python -m export`")
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise ConfigError("checkpoint", f"{path} is a folder without config.json; pass a checkpoint file "
+                                        "(<run_dir>/checkpoints/last.ckpt) or a folder written by `python -m export`")
+    return path

@@ -9,11 +9,11 @@ import os
 import re
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 
 from omegaconf import MISSING
 
 from common.config import ConfigError, check_range, to_plain
+from export.config import checkpoint_path
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +78,7 @@ def validate(cfg) -> ServeConfig:
         c.dtype, c.log_level = DType(c.dtype), LogLevel(c.log_level)
     except ValueError as e:
         raise ConfigError("dtype" if "DType" in str(e) else "log_level", str(e)) from None
-    ckpt = Path(c.checkpoint).expanduser()
-    if not ckpt.exists():
-        raise ConfigError("checkpoint", f"{ckpt} does not exist; pass a checkpoint written by `python -m train` "
-                                        "(<run_dir>/checkpoints/last.ckpt) or a folder written by `python -m export`")
-    if ckpt.is_dir() and not (ckpt / "config.json").is_file():
-        raise ConfigError("checkpoint", f"{ckpt} is a folder without config.json; pass a checkpoint file or an "
-                                        "exported folder")
+    ckpt = checkpoint_path(c.checkpoint)
     if not c.host.strip():
         raise ConfigError("host", "is empty; use 127.0.0.1 (this machine only)")
     check_range("port", c.port, 0, 65535)

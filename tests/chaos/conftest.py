@@ -16,9 +16,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import pyarrow.parquet as pq
 import pytest
 
-from tests.data_prep.conftest import abstract_text, citation, pubmed_file, write_generated_pubmed
+from common.atomic import is_temp
+from tests.data_prep.conftest import (
+    FAST_PREP,
+    abstract_text,
+    citation,
+    output_bytes,
+    pubmed_file,
+    write_generated_pubmed,
+)
 
 # ---- a full disk ---------------------------------------------------------------------------------
 
@@ -93,5 +102,12 @@ def write_good_corpus(folder: Path) -> int:
     return 40 + len(EXTRA_PMIDS) + len(GOOD_JATS_PMCIDS)
 
 
-FAST = ["tokenizer.vocab_size=600", "split.val_fraction=0.1", "progress=false", "summary.histogram=false",
-        "summary.print=false", "decontam.enabled=false"]
+FAST = FAST_PREP
+
+
+def check_same_as_reference(out: Path, reference: Path, context: str) -> None:
+    """Byte-identical to an undisturbed run, each document once, no temp file of ours left."""
+    assert output_bytes(out) == output_bytes(reference), context
+    ids = pq.read_table(out / "documents", columns=["id"]).column("id").to_pylist()
+    assert len(ids) == len(set(ids)), context
+    assert not [p for p in out.rglob("*") if is_temp(p)], context

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from common.atomic import is_temp
 from common.lock import LockedError
-from tests.chaos.conftest import FAST, write_good_corpus
+from tests.chaos.conftest import FAST, check_same_as_reference, write_good_corpus
 from tests.data_prep.conftest import output_bytes, prep_cli, prep_popen, run_prep, wait_for_line
 
 pytestmark = pytest.mark.chaos
@@ -51,8 +50,7 @@ def test_overlapping_pairs_one_runs_the_other_is_refused(corpus, tmp_path):
             if rc == 2:
                 last = text.strip().splitlines()[-1]
                 assert "is in use by data_prep (pid" in last and f"on host {socket.gethostname()}" in last, context
-        assert output_bytes(out) == output_bytes(reference), context
-        assert not [p for p in out.rglob("*") if is_temp(p)], context
+        check_same_as_reference(out, reference, context)
 
 
 @pytest.mark.slow

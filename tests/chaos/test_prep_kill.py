@@ -10,12 +10,10 @@ import signal
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
-from common.atomic import is_temp
-from tests.chaos.conftest import FAST, write_good_corpus
-from tests.data_prep.conftest import output_bytes, prep_cli, prep_popen, run_prep, wait_for_line
+from tests.chaos.conftest import FAST, check_same_as_reference, write_good_corpus
+from tests.data_prep.conftest import prep_cli, prep_popen, run_prep, wait_for_line
 
 pytestmark = pytest.mark.chaos
 
@@ -48,13 +46,6 @@ def kill_at(args: list[str], point: str) -> None:
     finally:
         os.killpg(p.pid, signal.SIGKILL)  # the run and its workers
         p.wait()
-
-
-def check_same_as_reference(out: Path, reference: Path, context: str) -> None:
-    assert output_bytes(out) == output_bytes(reference), context
-    ids = pq.read_table(out / "documents", columns=["id"]).column("id").to_pylist()
-    assert len(ids) == len(set(ids)), context
-    assert not [p for p in out.rglob("*") if is_temp(p)], context
 
 
 @pytest.mark.slow

@@ -17,6 +17,10 @@ from data_prep.config import PrepConfig, build_config, register_schemas
 from data_prep.pipeline.markers import sha256_file
 from tests.conftest import ROOT
 
+# Overrides that make a pipeline run on a handful of generated records take about a second.
+FAST_PREP = ["tokenizer.vocab_size=600", "split.val_fraction=0.1", "progress=false", "summary.histogram=false",
+             "summary.print=false", "decontam.enabled=false"]
+
 
 def compose_prep(overrides: list[str]) -> DictConfig:
     """conf/prep.yaml composed with `overrides`, as `python -m data_prep` composes it."""

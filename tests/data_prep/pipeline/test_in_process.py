@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from data_prep.pipeline.driver import run
 from tests.data_prep.conftest import (
     BASE_PMIDS,
+    FAST_PREP,
     abstract_text,
     citation,
     compose_prep,
@@ -21,8 +22,7 @@ from tests.data_prep.conftest import (
     write_generated_pubmed,
 )
 
-FAST = ["tokenizer.vocab_size=600", "split.val_fraction=0.1", "progress=false", "summary.histogram=false",
-        "summary.print=false", "decontam.enabled=false"]
+FAST = FAST_PREP
 FRENCH = tuple(range(9_300_001, 9_300_013))
 
 

@@ -17,6 +17,7 @@ from common.atomic import TEMP_SUFFIX, is_temp
 from data_prep.pipeline.inputs import InputsChanged
 from tests.data_prep.conftest import (
     BASE_PMIDS,
+    FAST_PREP,
     abstract_text,
     citation,
     output_bytes,
@@ -28,8 +29,7 @@ from tests.data_prep.conftest import (
     write_generated_pubmed,
 )
 
-FAST = ["tokenizer.vocab_size=600", "split.val_fraction=0.1", "progress=false", "summary.histogram=false",
-        "summary.print=false", "decontam.enabled=false"]
+FAST = FAST_PREP
 ADDED = tuple(range(9_400_001, 9_400_011))
 
 
