@@ -72,6 +72,12 @@ class ModelConfig:
     term_buckets: int = 32768
     term_dim: int = 128
     term_max_tokens: int = 8  # a word prefix longer than this hashes its last N tokens
+    # Initial value of the stage-2/3 gates. 0 leaves a converted model's outputs unchanged at step 0,
+    # but then the stages' own weights get no gradient until the gates have grown.
+    gate_init: float = 0.0
+    # The character stage also shapes the (tied) output embedding: rare tokens are hard to *predict*,
+    # which the input side alone cannot fix (docs/model.md "What the hybrid embedding buys").
+    char_output: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.layer_pattern, list):  # YAML gives lists; keep the config hashable
@@ -95,6 +101,10 @@ class ModelConfig:
             _bad("pad_id", self.pad_id, f"must be a token id in [0, vocab_size={self.vocab_size})")
         if self.window is not None and self.window < 1:
             _bad("window", self.window, "must be >= 1 or null (all layers global)")
+        if self.char_output and not self.char_stage:
+            _bad("char_output", True, "needs char_stage=true (it reuses the character composer)")
+        if self.char_output and not self.tie_embeddings:
+            _bad("char_output", True, "needs tie_embeddings=true (it shapes the tied output embedding)")
         if self.global_every < 0:
             _bad("global_every", self.global_every, "must be >= 0 (0 = no global layers)")
         for key in ("dropout", "attn_dropout"):

@@ -36,6 +36,7 @@ class DecodeState:
         self.recent = torch.zeros(len(pad), 0, dtype=torch.long, device=self.device)
         with torch.no_grad():
             self.char_table = model.embed.char_table()  # the vocabulary does not change while decoding
+            self.head = model.output_weight(self.char_table)  # (V, C)
 
     @classmethod
     def start(cls, model, prompts: Sequence[Sequence[int]], pad_id: int = 1, max_new_tokens: int = 0
@@ -71,7 +72,7 @@ class DecodeState:
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """Final hidden states (..., C) -> logits (..., V) through the (tied) LM head."""
-        return F.linear(h, self.model.head_weight)
+        return F.linear(h, self.head)
 
     def keep(self, rows: torch.Tensor | Sequence[int]) -> None:
         """Keep only `rows` (indices into the current batch), e.g. to stop computing finished ones."""

@@ -45,8 +45,13 @@ class Decoder(nn.Module):
 
     @property
     def head_weight(self) -> torch.Tensor:
-        """(V, C) LM head weight (the token table when tied), for `model.loss.chunked_cross_entropy`."""
-        return self.embed.tok.weight if self.lm_head is None else self.lm_head.weight
+        """(V, C) LM head weight (the token table when tied, plus the character stage with
+        char_output), for `model.loss.chunked_cross_entropy`."""
+        return self.output_weight()
+
+    def output_weight(self, char_table: torch.Tensor | None = None) -> torch.Tensor:
+        """`head_weight` reusing an already computed `char_table` (generation computes it once)."""
+        return self.embed.output_weight(char_table) if self.lm_head is None else self.lm_head.weight
 
     def attach_vocab(self, vocab: VocabTables | Sequence[str]) -> None:
         """Give the hybrid stages the decoded vocabulary (index = id), see `model.vocab.vocab_tables`."""

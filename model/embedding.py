@@ -34,7 +34,12 @@ class HybridEmbedding(nn.Module):
         self.term = TermEmbedding(config) if config.term_stage else None
         for name, on in (("char", config.char_stage), ("term", config.term_stage)):
             self.add_module(f"{name}_norm", nn.LayerNorm(C, eps=config.norm_eps) if on else None)
-            self.register_parameter(f"{name}_gate", nn.Parameter(torch.zeros(C)) if on else None)
+            self.register_parameter(f"{name}_gate", nn.Parameter(torch.full((C,), config.gate_init)) if on else None)
+        # Stage 2 on the output side: the head row of token v is tok[v] + out_gate * norm(char(v)).
+        # Its gate starts at gate_init / scale, the same share of the token vector as on the input side.
+        self.out_norm = nn.LayerNorm(C, eps=config.norm_eps) if config.char_output else None
+        self.out_gate = (nn.Parameter(torch.full((C,), config.gate_init / self.scale))
+                         if config.char_output else None)
         if config.char_stage or config.term_stage:
             # Until a vocabulary is attached every token is its own word with no characters.
             self.register_buffer("chars", torch.zeros(V, config.max_chars, dtype=torch.long))
@@ -63,6 +68,13 @@ class HybridEmbedding(nn.Module):
     def char_table(self) -> torch.Tensor | None:
         """(V, C) character-composed vector of every vocabulary entry (None when stage 2 is off)."""
         return None if self.char is None else self.char(self.chars)
+
+    def output_weight(self, char_table: torch.Tensor | None = None) -> torch.Tensor:
+        """(V, C) rows of the tied LM head: the token table, plus the character stage when char_output."""
+        if self.out_gate is None:
+            return self.tok.weight
+        table = self.char_table() if char_table is None else char_table
+        return self.tok.weight + self.out_gate * self.out_norm(table)
 
     def _char_vectors(self, ids: torch.Tensor, char_table: torch.Tensor | None) -> torch.Tensor:
         """(B, T, C) character-composed vectors, computed once per distinct row and gathered."""

@@ -54,7 +54,7 @@ def count_params(c: ModelConfig) -> dict[str, int]:
         "final_norm": 2 * C,
         "lm_head": 0 if c.tie_embeddings else V * C,
         "char_stage": (CHAR_VOCAB * c.char_dim + c.char_kernel * c.char_dim * c.char_channels + c.char_channels
-                       + c.char_channels * C + C + 3 * C) if c.char_stage else 0,
+                       + c.char_channels * C + C + 3 * C + (3 * C if c.char_output else 0)) if c.char_stage else 0,
         "term_stage": (c.term_buckets * c.term_dim + c.term_dim * C + 3 * C) if c.term_stage else 0,
     }
     parts["total"] = sum(parts.values())

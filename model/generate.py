@@ -61,6 +61,7 @@ def generate(model, prompts: Sequence[Sequence[int]] | torch.Tensor, max_new_tok
     was_training = model.training
     model.eval()
     char_table = model.embed.char_table()  # the vocabulary does not change while sampling
+    head = model.output_weight(char_table)  # (V, C)
     caches = new_cache(config, B, total, pad, device, model.embed.tok.weight.dtype) if use_cache else None
     done = torch.zeros(B, dtype=torch.bool, device=device)
     out: list[list[int]] = [[] for _ in range(B)]
@@ -72,7 +73,7 @@ def generate(model, prompts: Sequence[Sequence[int]] | torch.Tensor, max_new_tok
         ctx = AttnContext.build(config, positions, len(cols), model.embed.tok.weight.dtype, pad=pad)
         h = model.run(ids[:, start:], positions, ctx, caches, char_table=char_table, term_ids=ids)
         fed = ids.shape[1]
-        logits = F.linear(h[:, -1], model.head_weight)  # (B, V)
+        logits = F.linear(h[:, -1], head)  # (B, V)
         nxt = sample_next(logits, temperature, top_k, top_p, generator)  # (B,)
         nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
         for b in torch.nonzero(~done).flatten().tolist():

@@ -38,15 +38,19 @@ def _compose(arm: str):
 
 
 def test_arms_differ_only_in_embedding_stages_and_attention():
-    expected = {"base": (None, False, False), "char": (None, True, False), "term": (None, False, True),
-                "hybrid": (None, True, True), "local": (64, False, False), "local_hybrid": (64, True, True)}
+    # (window, char_stage, term_stage, gate_init, char_output)
+    expected = {"base": (None, False, False, 0.0, False), "char": (None, True, False, 0.0, False),
+                "term": (None, False, True, 0.0, False), "hybrid": (None, True, True, 0.0, False),
+                "local": (64, False, False, 0.0, False), "local_hybrid": (64, True, True, 0.0, False),
+                "hybrid_gate": (None, True, True, 0.3, False), "hybrid_out": (None, True, True, 0.3, True)}
     assert set(expected) == set(ablation.ARMS) == {p.stem for p in (ablation.ROOT / "conf/experiment/ablation").glob("[!_]*.yaml")}
     common = None
-    for arm, (window, char, term) in expected.items():
+    arm_keys = ("window", "char_stage", "term_stage", "gate_init", "char_output")
+    for arm, values in expected.items():
         cfg = _compose(arm)
         m = cfg.model
-        assert (m.window, m.char_stage, m.term_stage) == (window, char, term), arm
-        shared = {k: v for k, v in cfg.model.items() if k not in ("window", "char_stage", "term_stage")}
+        assert tuple(m[k] for k in arm_keys) == values, arm
+        shared = {k: v for k, v in cfg.model.items() if k not in arm_keys}
         rest = (shared, cfg.task.seq_len, cfg.data.batch_size, cfg.trainer.max_steps, cfg.optim.lr, cfg.seed)
         common = common or rest
         assert rest == common, f"{arm} changes more than its arm"  # equal tokens, equal data order

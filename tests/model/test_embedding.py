@@ -137,3 +137,36 @@ def test_char_vectors_from_batch_rows_equal_the_full_vocabulary_table():
     gb = torch.autograd.grad(b.pow(2).sum(), m.embed.char.conv.weight)[0]
     torch.testing.assert_close(a, b)
     torch.testing.assert_close(ga, gb)
+
+
+def test_zero_gates_leave_the_plain_model_and_starve_the_stages_of_gradient():
+    """gate_init=0 (the default): outputs equal the stages-off path and the composer gets no gradient
+    at step 0; gate_init>0 gives it one (why the ablation tries a non-zero start)."""
+    import torch
+
+    from model import Decoder, ModelConfig
+    from model.loss import chunked_cross_entropy
+
+    x = torch.randint(0, 512, (2, 17), generator=torch.Generator().manual_seed(0))
+    grads = {}
+    for init in (0.0, 0.3):
+        m = Decoder(ModelConfig.from_name("tiny", gate_init=init, char_output=True), seed=0)
+        m.attach_vocab([f"w{i}" for i in range(512)])
+        h = m(x[:, :-1], return_hidden=True)
+        if init == 0.0:  # the head is exactly the token table, the input exactly token + position
+            assert torch.equal(m.head_weight, m.embed.tok.weight)
+        chunked_cross_entropy(h, m.head_weight, x[:, 1:]).backward()
+        grads[init] = float(m.embed.char.proj.weight.grad.abs().sum())
+    assert grads[0.0] == 0.0 and grads[0.3] > 0.0
+
+
+def test_char_output_needs_the_character_stage_and_a_tied_head():
+    import pytest
+
+    from model import ModelConfig
+    from model.config import ModelConfigError
+
+    with pytest.raises(ModelConfigError, match="char_output"):
+        ModelConfig.from_name("tiny", char_stage=False, char_output=True)
+    with pytest.raises(ModelConfigError, match="tie_embeddings"):
+        ModelConfig.from_name("tiny", tie_embeddings=False, char_output=True)

@@ -9,12 +9,13 @@ from model import Decoder, ModelConfig
 from model.generate import sample_next
 
 
-@pytest.fixture(scope="module")
-def model():
-    c = ModelConfig.from_name("tiny", window=6, global_every=2)
+@pytest.fixture(scope="module", params=[False, True], ids=["head=tokens", "head=tokens+chars"])
+def model(request):
+    c = ModelConfig.from_name("tiny", window=6, global_every=2, char_output=request.param)
     m = Decoder(c, seed=0).eval()
     m.attach_vocab(["<s>", "<pad>", "</s>", "<unk>"] + [(" " if i % 3 == 0 else "") + f"w{i}" for i in range(508)])
-    for gate in (m.embed.char_gate, m.embed.term_gate):  # exercise the hybrid stages too
+    gates = (m.embed.char_gate, m.embed.term_gate) + ((m.embed.out_gate,) if request.param else ())
+    for gate in gates:  # exercise the hybrid stages (and the character-shaped head) too
         torch.nn.init.normal_(gate, std=0.5)
     return m
 
