@@ -263,12 +263,44 @@ def summarize(out: Path, title_note: str = "") -> Path:
                 _fmt(mean_std([val_at(r["val"], t_eq) for r in rs])),
                 _fmt(mean_std([r["val"][-1][1] if r["val"] else math.nan for r in rs]))]
         lines.append("| " + " | ".join(row) + " |")
+    lines += delta_table(runs)
     plots = plot(out, runs)
     lines += ["", *[f"![{p.stem}]({p.name})" for p in plots], ""]
     md = out / "ablation.md"
     atomic_write_text(md, "\n".join(lines))
     atomic_write_json(out / "ablation.json", {a: [{k: v for k, v in r.items()} for r in rs] for a, rs in runs.items()})
     return md
+
+
+def _metric(r: dict, key: str, ev: str) -> float:
+    return r["evals"].get(ev, {}).get(key, math.nan)
+
+
+def delta_table(runs: dict[str, list[dict]], ref: str = "base") -> list[str]:
+    """Each arm minus `ref`, metric by metric: the difference of the means, the seed spread it must
+    beat (the larger of the two arms' std), and the verdict rule of issue 12: an arm lowers a metric
+    only when the difference is below -2 x spread (and raises it when above +2 x spread)."""
+    if ref not in runs or len(runs) < 2:
+        return []
+    lines = ["", f"Difference from `{ref}` (bits/byte; negative = better): mean difference, seed spread "
+             "(larger std of the two arms), verdict (lower/higher when |difference| > 2 × spread, else "
+             "'within noise').", "",
+             "| arm | " + " | ".join(m[2] for m in METRICS) + " |", "|" + "---|" * (len(METRICS) + 1)]
+    for arm, rs in runs.items():
+        if arm == ref:
+            continue
+        cells = []
+        for key, ev, _ in METRICS:
+            (ma, sa), (mb, sb) = (mean_std([_metric(r, key, ev) for r in x]) for x in (rs, runs[ref]))
+            d, spread = ma - mb, max(sa, sb)
+            if math.isnan(d):
+                cells.append("n/a")
+                continue
+            verdict = ("lower" if d < -2 * spread else "higher" if d > 2 * spread else "within noise") \
+                if spread > 0 else "one seed: no verdict"
+            cells.append(f"{d:+.4f} (spread {spread:.4f}, {verdict})")
+        lines.append(f"| Δ {arm} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def plot(out: Path, runs: dict[str, list[dict]]) -> list[Path]:

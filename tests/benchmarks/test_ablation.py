@@ -109,6 +109,8 @@ def test_summarize_writes_table_and_plots(tmp_path):
     # equal wall time = 10 s, the shortest run: hybrid has only its step-1 validation by then
     assert "val nats/token at 10 s" in text
     assert rows["hybrid"].split(" | ")[-2] == "4.8500 ± 0.0707" and rows["base"].split(" | ")[-2] == "4.1000 ± " + f"{sd:.4f}"
+    # difference from base: -0.25 against a spread of 0.1414 (base's std) is within 2 x spread
+    assert rows["Δ hybrid"].split(" | ")[1] == f"-0.2500 (spread {sd:.4f}, within noise)"
     for png in ("ablation_val_curves.png", "ablation_span_metrics.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG" and f"({png})" in text
 
