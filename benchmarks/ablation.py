@@ -47,12 +47,18 @@ PUBTATOR = SHARED / "biogpt" / "BC5CDR" / "CDR_Data" / "CDR.Corpus.v010516" / "C
 ARMS = ("base", "char", "term", "hybrid", "local", "local_hybrid", "hybrid_gate", "hybrid_out")
 MICRO_ARMS = ("base", "hybrid")
 # (results key, eval set, label) rows of the table and of the span bar chart
-EVAL_SETS = ("heldout", "heldout_chem", "bc5cdr")
+EVAL_SETS = ("heldout", "heldout_chem", "bc5cdr", "pmc_long")
+EVAL_FILES = {"heldout": "heldout.jsonl.gz", "heldout_chem": "heldout_chem.jsonl.gz", "bc5cdr": "bc5cdr_test.jsonl.gz",
+              "pmc_long": "pmc_long.jsonl.gz"}
+PMC = SHARED / "pmc"
+PMC_MIN_CHARS = 8000  # long documents only: where local attention's window matters
+PMC_MAX_CHARS = 600_000  # ~150k tokens in all: the evaluation stays well under a minute per run
 METRICS = (("bits_per_byte", "heldout", "validation bits/byte (held-out docs)"),
            ("span_bits_per_byte", "heldout_chem", "chem-span bits/byte (held-out)"),
            ("span_bits_per_byte", "bc5cdr", "chem-span bits/byte (BC5CDR test)"),
            ("rare_word_bits_per_byte", "heldout", "rare-word bits/byte (held-out)"),
-           ("numeric_bits_per_byte", "heldout", "numeric bits/byte (held-out)"))
+           ("numeric_bits_per_byte", "heldout", "numeric bits/byte (held-out)"),
+           ("bits_per_byte", "pmc_long", "bits/byte (PMC full text)"))
 
 
 class AblationError(Exception):
@@ -160,6 +166,36 @@ def prepare(out: Path, corpus: Path, val_fraction: float, vocab_size: int, max_d
     return data
 
 
+def prepare_pmc(out: Path, pmc: Path = PMC) -> Path:
+    """<out>/pmc_long.jsonl.gz: the English full texts (>= PMC_MIN_CHARS characters) of the real JATS
+    articles in ../shared/data/pmc, parsed by data_prep's JATS parser: long documents, for loss by
+    position and local attention. Full texts, not abstracts: none of them is in the training part."""
+    path = out / "pmc_long.jsonl.gz"
+    if path.is_file():
+        return path
+    from data_prep.errors import PrepError
+    from data_prep.parse.jats import iter_jats
+
+    files = sorted(p for p in pmc.rglob("*") if p.is_file() and p.name != "PROVENANCE.md")
+    if not files:
+        raise AblationError(f"{pmc}: no JATS files; the ablation needs ../shared/data/pmc")
+    rows, seen, total = [], set(), 0
+    for f in files:
+        if total >= PMC_MAX_CHARS:
+            break
+        try:
+            for d in iter_jats(f):
+                if d.language in ("", "eng") and len(d.text) >= PMC_MIN_CHARS and d.id not in seen:
+                    seen.add(d.id)
+                    rows.append({"id": d.id, "text": d.text})
+                    total += len(d.text)
+        except PrepError as e:  # a file the parser refuses is left out, said once
+            print(f"prepare: {f.name}: skipped ({' '.join(str(e).split())[:120]})")
+    _write_jsonl(path, rows)
+    print(f"prepare: {len(rows)} PMC full texts of >= {PMC_MIN_CHARS} characters -> {path.name}")
+    return path
+
+
 # -- 2./3. train and evaluate ------------------------------------------------------------------------------
 def _sh(cmd: list[str], log: Path) -> float:
     t0 = time.time()
@@ -173,22 +209,27 @@ def _sh(cmd: list[str], log: Path) -> float:
 
 
 def train_and_eval(out: Path, arm: str, seed: int, overrides: list[str], eval_limit: int | None) -> Path:
+    """Train (unless done), then evaluate every eval set without a results.json, so an eval set
+    added later is filled in for runs that finished before it existed."""
     run = out / "runs" / arm / f"seed{seed}"
     ckpt = run / "checkpoints" / "last.ckpt"
     py = sys.executable
-    if not (run / "ablation.json").is_file():
+    done = (run / "ablation.json").is_file()
+    if not done:
         _sh([py, "-m", "train", f"experiment=ablation/{arm}", f"run_dir={run}", f"seed={seed}",
              f"task.data_dir={out / 'data'}", "resume=auto", *overrides], run / "train.log")
-        # `python -m eval task=perplexity task.texts=...`, run in this process (the same eval.app.run)
-        # to spare three interpreter starts per run
-        from eval.app import run as run_eval
-        from eval.config import compose
+    # `python -m eval task=perplexity task.texts=...`, run in this process (the same eval.app.run)
+    # to spare an interpreter start per evaluation
+    from eval.app import run as run_eval
+    from eval.config import compose
 
-        files = {"heldout": "heldout.jsonl.gz", "heldout_chem": "heldout_chem.jsonl.gz", "bc5cdr": "bc5cdr_test.jsonl.gz"}
-        for name in EVAL_SETS:
-            run_eval(compose(["task=perplexity", f"checkpoint={ckpt}", f"task.texts={out / files[name]}",
-                              f"task.word_counts={out / 'word_counts.json'}", f"out_dir={run / 'eval' / name}",
-                              *([f"limit={eval_limit}"] if eval_limit else [])]))
+    for name in EVAL_SETS:
+        if (run / "eval" / name / "results.json").is_file():
+            continue
+        run_eval(compose(["task=perplexity", f"checkpoint={ckpt}", f"task.texts={out / EVAL_FILES[name]}",
+                          f"task.word_counts={out / 'word_counts.json'}", f"out_dir={run / 'eval' / name}",
+                          *([f"limit={eval_limit}"] if eval_limit else [])]))
+    if not done:
         from common.checkpoint import load_model
 
         model, _, info = load_model(ckpt)
@@ -213,7 +254,11 @@ def load_run(run: Path) -> dict:
     steps = _csv(run / "metrics.csv")
     val = [(int(r["step"]), float(r["val_loss"]), float(r["time"])) for r in _csv(run / "val_metrics.csv")]
     tps = [float(r["tokens_per_s"]) for r in steps if r.get("tokens_per_s") not in (None, "", "nan")]
-    return {**meta, "evals": evals, "val": val, "tokens_per_s": statistics.median(tps) if tps else math.nan,
+    pos = []  # loss by position on the long PMC texts: (bucket end, nats/token)
+    if (run / "eval" / "pmc_long" / "results.json").is_file():
+        extra = json.loads((run / "eval" / "pmc_long" / "results.json").read_text()).get("extra", {})
+        pos = [(b["positions"][1], b["nll_per_token"]) for b in extra.get("loss_by_position", []) if b["nll_per_token"]]
+    return {**meta, "evals": evals, "val": val, "pmc_loss_by_position": pos, "tokens_per_s": statistics.median(tps) if tps else math.nan,
             "train_time_s": float(steps[-1]["time"]) if steps else math.nan}
 
 
@@ -335,7 +380,23 @@ def plot(out: Path, runs: dict[str, list[dict]]) -> list[Path]:
     bars = out / "ablation_span_metrics.png"
     fig.savefig(bars, dpi=120)
     plt.close(fig)
-    return [curves, bars]
+    if not any(r.get("pmc_loss_by_position") for rs in runs.values() for r in rs):
+        return [curves, bars]
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for arm, rs in runs.items():
+        ends = sorted({e for r in rs for e, _ in r.get("pmc_loss_by_position", [])})
+        means = [mean_std([dict(r.get("pmc_loss_by_position", [])).get(e, math.nan) for r in rs]) for e in ends]
+        ax.errorbar(ends, [m for m, _ in means], yerr=[s for _, s in means], label=arm, capsize=2, lw=1, marker=".")
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="position in the window (bucket end, tokens)", ylabel="nats/token",
+           title="Loss by position, PMC full texts (mean ± std over seeds)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    position = out / "ablation_loss_by_position.png"
+    fig.savefig(position, dpi=120)
+    plt.close(fig)
+    return [curves, bars, position]
 
 
 # -- command line ----------------------------------------------------------------------------------------------
@@ -375,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         limit = a.eval_limit or (MICRO["eval_limit"] if a.micro else None)
         t0 = time.time()
         prepare(out, a.corpus, a.val_fraction, vocab, max_docs, MICRO["heldout_docs"] if a.micro else a.heldout_docs)
+        prepare_pmc(out)
         for seed in range(seeds):
             for arm in arms:
                 t = time.time()

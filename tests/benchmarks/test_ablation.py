@@ -154,3 +154,16 @@ def test_prepare_splits_by_id_hash_with_chem_documents_in_both_parts(tmp_path):
     assert all(t.text[s:e] == "aspirin" for t in chem_held for s, e in t.spans)
     assert [t.id for t in read_texts(tmp_path / "out" / "bc5cdr_test.jsonl.gz")] == ["pmid:111", "pmid:222"]
     assert read_word_counts(tmp_path / "out" / "word_counts.json")["aspirin"] == 30 * (300 - len(held)) // len(words)
+
+
+def test_prepare_pmc_keeps_long_english_full_texts(tmp_path):
+    import gzip
+
+    pmc = shared_path("pmc")
+    path = ablation.prepare_pmc(tmp_path, pmc)
+    rows = [json.loads(line) for line in gzip.open(path, "rt", encoding="utf-8")]
+    assert len(rows) >= 10 and len({r["id"] for r in rows}) == len(rows)
+    assert all(len(r["text"]) >= ablation.PMC_MIN_CHARS for r in rows)
+    total = sum(len(r["text"]) for r in rows)
+    assert total >= ablation.PMC_MAX_CHARS and total - len(rows[-1]["text"]) < ablation.PMC_MAX_CHARS
+    assert ablation.prepare_pmc(tmp_path, pmc) == path  # done once: a rerun keeps the file
