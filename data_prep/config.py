@@ -34,6 +34,7 @@ from common.config import ConfigError, check_range, to_plain
 from data_prep.parse.jats import JatsOptions
 from data_prep.parse.xml_safety import ParseLimits
 from data_prep.sources.config import (
+    AFTER_CORPUS,
     SOURCE_SCHEMAS,
     HttpSource,
     SourceConfig,
@@ -112,6 +113,9 @@ class PrepConfig:
     stage: Stage = Stage.all
     task: TaskConfig = field(default_factory=TaskConfig)
     overwrite: bool = False  # true: delete outputs of a different config in out_dir instead of refusing
+    # true: add the source's new input files to the finished corpus in out_dir as a new generation
+    # (pipeline/append.py); the corpus's own config governs everything but the source.
+    append: bool = False
     progress: bool = True
     rejects: bool = False  # true: write rejects/<file>.jsonl (id, reason) for every filtered-out record
     cache_dir: str | None = None  # downloads / extracted tarballs / demo corpus; null: ${out_dir}/cache
@@ -196,6 +200,12 @@ def check_config(cfg: PrepConfig) -> None:
         raise ConfigError("task.count", "task.count > 1 splits the map stage only: add stage=map "
                                         "(then run stage=reduce once all map tasks are done)")
     check_source(cfg.source)
+    if cfg.append and cfg.overwrite:
+        raise ConfigError("append", "append=true adds a generation to the corpus in out_dir and overwrite=true "
+                                    "would delete it: pass one of them")
+    if getattr(cfg.source, "after", None) == AFTER_CORPUS and not cfg.append:
+        raise ConfigError("source.after", "'corpus' reads the newest file number of the corpus in out_dir: "
+                                          "it needs append=true (or give a file number)")
     _check_tokenizer(cfg.tokenizer)
     check_range("parse.max_record_nodes", cfg.parse.max_record_nodes, 1)
     check_range("parse.max_record_mb", cfg.parse.max_record_mb, 1)
@@ -246,10 +256,11 @@ def _check_tokenizer(t: TokenizerConfig) -> None:
 
 # Keys that say where/how to run, not what to produce: left out of the config hash, so a resumed
 # run (or a Slurm array task, or more workers) is accepted into the same out_dir.
-RUN_ONLY_KEYS = ("out_dir", "workers", "stage", "task", "overwrite", "progress", "cache_dir", "summary")
+RUN_ONLY_KEYS = ("out_dir", "workers", "stage", "task", "overwrite", "append", "progress", "cache_dir", "summary")
 # source.path is left out too: where the files are does not change the outputs, the files do, and
-# they are checked by name, size and sha256 (pipeline/inputs.py). So are the network knobs.
-RUN_ONLY_SOURCE_KEYS = ("path", *(f.name for f in dataclasses.fields(HttpSource) if f.name != "name"))
+# they are checked by name, size and sha256 (pipeline/inputs.py). So are the network knobs, and
+# PubMed's `after`, which only narrows which files are listed (the input set records them).
+RUN_ONLY_SOURCE_KEYS = ("path", "after", *(f.name for f in dataclasses.fields(HttpSource) if f.name != "name"))
 
 
 def hashed_config(cfg: PrepConfig | DictConfig) -> dict:

@@ -114,7 +114,8 @@ def _scored(s: Settings) -> tuple[dict, list[dict]]:
 def _perplexity(s: Settings) -> dict:
     from eval import contamination
     from eval.modeling import load  # torch
-    from eval.perplexity import evaluate, open_shards
+    from data_prep.tokens.shards import manifest_generations
+    from eval.perplexity import evaluate, evaluate_generations, open_shards
 
     loaded = load(s.checkpoint, s.cfg.device, str(s.cfg.dtype))
     t = s.cfg.task
@@ -129,9 +130,15 @@ def _perplexity(s: Settings) -> dict:
         raise ConfigError("task.block_size", f"{block} is longer than the model's {loaded.max_len} tokens")
     limit = t.max_windows or s.cfg.limit
     r = evaluate(loaded, shards, block, t.batch_size, limit)
-    return {"task": "perplexity", "mode": str(t.mode), "source": str(s.checkpoint), "limit": limit,
-            "data": str(data), "split": str(t.split), "block_size": block,
-            "metrics": r.metrics(), "counts": r.counts(), "extra": {}}
+    results = {"task": "perplexity", "mode": str(t.mode), "source": str(s.checkpoint), "limit": limit,
+               "data": str(data), "split": str(t.split), "block_size": block,
+               "metrics": r.metrics(), "counts": {**r.counts(), "retired_documents": shards.retired_documents},
+               "extra": {}}
+    generations = manifest_generations(shards.manifest)
+    if len(generations) > 1:  # a corpus grown by append=true: old vs new documents
+        results["by_generation"] = evaluate_generations(loaded, Path(data), str(t.split), generations, block,
+                                                        t.batch_size, limit)
+    return results
 
 
 def _perplexity_texts(s: Settings, loaded) -> dict:

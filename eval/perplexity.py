@@ -43,9 +43,10 @@ class PerplexityResult:
         return {"tokens": self.tokens, "bytes": self.bytes, "windows": self.windows}
 
 
-def open_shards(manifest: Path, split: str) -> TokenShards:
+def open_shards(manifest: Path, split: str, generations: list[int] | None = None) -> TokenShards:
+    """The live documents of `split` (retired ones are never scored), of `generations` only if given."""
     try:
-        return TokenShards.from_manifest(manifest, split=split)
+        return TokenShards.from_manifest(manifest, split=split, generations=generations)
     except PrepError as e:
         raise DataFileError(manifest, f"{e}") from e
 
@@ -69,6 +70,25 @@ def evaluate(loaded: Loaded, shards, block_size: int, batch_size: int, max_windo
         tokens += targets.numel()
         nbytes += sum(len(loaded.codec.decode(r[1:].tolist()).encode("utf-8")) for r in rows)
     return PerplexityResult.of(nll, tokens, nbytes, n_windows)
+
+
+def evaluate_generations(loaded: Loaded, manifest: Path, split: str, generations: list[int], block_size: int,
+                         batch_size: int, max_windows: int | None = None, progress: bool = True) -> dict[str, dict]:
+    """results.json's `by_generation`: each generation's live documents of `split` scored on their
+    own (windows restart at the generation's first token), so old and new documents compare."""
+    out: dict[str, dict] = {}
+    for g in generations:
+        view = open_shards(manifest, split, [g])
+        entry: dict = {"documents": view.num_documents, "retired_documents": view.retired_documents}
+        if view.num_documents == 0:  # a small update may put no document in the val split
+            entry["skipped"] = f"no live documents in the {split} split"
+        elif view.num_tokens - 1 < block_size:
+            entry["skipped"] = f"{view.num_tokens} tokens: fewer than one window of {block_size + 1}"
+        else:
+            r = evaluate(loaded, view, block_size, batch_size, max_windows, progress)
+            entry.update(r.metrics(), **r.counts())
+        out[str(g)] = entry
+    return out
 
 
 # -- texts with spans (`task.texts=<file.jsonl[.gz]>`) --------------------------------------------------

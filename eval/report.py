@@ -38,6 +38,15 @@ def markdown(results: dict) -> str:
     if results.get("counts"):
         lines += ["", "| count | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in results["counts"].items()]
+    by_gen = results.get("by_generation")
+    if by_gen:
+        lines += ["", f"Per corpus generation ({results.get('split', 'val')} split, live documents only):", "",
+                  "| generation | bits/byte | nll/token | perplexity | tokens | documents | retired |",
+                  "|---|---|---|---|---|---|---|"]
+        for g, m in by_gen.items():
+            scores = (f"{m['bits_per_byte']:.4f} | {m['nll_per_token']:.4f} | {m['perplexity']:.2f} | {m['tokens']}"
+                      if "bits_per_byte" in m else f"{m['skipped']} | | | ")
+            lines.append(f"| {g} | {scores} | {m['documents']} | {m['retired_documents']} |")
     for g in results.get("generations", []):
         lines += ["", f"**Prompt {g['id']}**: {g['prompt']}", "", "> " + g["generation"].replace("\n", "\n> ")]
     return "\n".join(lines) + "\n"

@@ -4,6 +4,7 @@
     python slurm/submit.py pretrain experiment=biogpt_8gpu trainer.num_nodes=4 run_dir=...   # multi-node
     python slurm/submit.py prep source=pubmed_baseline out_dir=/scratch/me/pubmed task.count=32 workers=4
     python slurm/submit.py --dry-run pretrain ...      # print the sbatch command lines, submit nothing
+    python slurm/submit.py refresh experiment=biogpt_continue task.data_dir=/scratch/me/pubmed run_dir=/scratch/me/refresh
 
 The arguments after the job kind are exactly the overrides `python -m train` / `python -m data_prep`
 take. They are composed here first (so a typo fails now, not after a day in the queue), then:
@@ -15,6 +16,11 @@ take. They are composed here first (so a typo fails now, not after a day in the 
   prep      prep_fetch.sbatch, then prep_map.sbatch as --array=0-(task.count-1) (afterok the
             fetch), then prep_merge.sbatch (afterok the whole array); --cpus-per-task = workers.
             Logs: <out_dir>/slurm/.
+  refresh   one cycle of continued pretraining (docs/slurm.md): prep_append.sbatch (the source's
+            new files -> the next generation of task.data_dir), then pretrain.sbatch with
+            task.init_from = <run_dir>/latest's last.ckpt (or --init-from) in run_dir=<run_dir>/<cycle>
+            (afterok), then refresh_eval.sbatch (afterok): perplexity per generation of the new and
+            the previous model, then <run_dir>/latest -> the cycle. Logs: <run_dir>/<cycle>/.
 
 Slurm options that are site policy, not config (partition, account, time limit, QoS) go before the
 job kind: --partition, --account, --time, --qos, or any sbatch option through --sbatch=...
@@ -40,6 +46,9 @@ GPU_ACCELERATORS = ("gpu", "cuda")
 # for them is dropped here with a note rather than silently ignored.
 PREP_OWNED = ("stage", "task.index", "task.count")
 TRAIN_OWNED = ("trainer.requeue_on_signal",)
+# refresh: what the prep step appends unless --prep says otherwise (PubMed's update files newer
+# than the corpus's newest)
+REFRESH_PREP = ("source=pubmed_updates", "source.after=corpus")
 
 
 class SubmitError(RuntimeError):
@@ -102,6 +111,10 @@ def compose(config_name: str, overrides: Sequence[str]) -> Any:
         if str(ROOT) not in sys.path:
             sys.path.insert(0, str(ROOT))
         import train.config  # noqa: F401
+    elif config_name == "eval":  # likewise conf/eval.yaml and eval/config.py
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        import eval.config  # noqa: F401
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             return hydra_compose(config_name, overrides=list(overrides))
@@ -212,6 +225,73 @@ def plan_prep(overrides: Sequence[str], site_args: Sequence[str]) -> list[Submis
     ]
 
 
+def _override_keys(overrides: Sequence[str]) -> set[str]:
+    return {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+
+
+def plan_refresh(overrides: Sequence[str], site_args: Sequence[str], prep: Sequence[str] = (),
+                 eval_overrides: Sequence[str] = (), init_from: str | None = None,
+                 cycle: str | None = None) -> list[Submission]:
+    """One refresh cycle: append -> continued pretraining -> evaluation, each afterok the one before.
+
+    `overrides` are `python -m train` overrides, with run_dir = the refresh root: the cycle trains in
+    <run_dir>/<cycle> (default: today's UTC date) from `init_from` (default: the checkpoint that
+    <run_dir>/latest points to, resolved now, so a later cycle moving `latest` changes nothing here)."""
+    import datetime
+
+    overrides = list(overrides)
+    if _override_keys(overrides) & {"task.init_from", "resume"}:
+        raise SubmitError("refresh sets task.init_from (from <run_dir>/latest, or --init-from) and resumes by itself; "
+                          "leave task.init_from and resume out of the overrides")
+    base = compose("train", overrides)
+    root = _abs_path(base.run_dir, "run_dir")
+    data = _abs_path(base.task.data_dir, "task.data_dir")
+    latest = root / "latest"
+    if init_from is None:
+        if not (latest / "checkpoints" / "last.ckpt").is_file():
+            raise SubmitError(f"{latest}/checkpoints/last.ckpt does not exist: this is the first cycle; pass "
+                              "--init-from=<the checkpoint to continue from> (e.g. your pretraining run's last.ckpt)")
+        init_from = str(latest / "checkpoints" / "last.ckpt")
+    previous = Path(init_from).expanduser().resolve()
+    if not previous.is_file():
+        raise SubmitError(f"--init-from={init_from}: no such checkpoint")
+    name = cycle or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    if "/" in name or name in ("", ".", "..", "latest"):
+        raise SubmitError(f"--cycle={name!r}: a plain folder name other than 'latest'")
+    run_dir = root / name
+    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+        raise SubmitError(f"{run_dir} already holds a training run: pass --cycle=<another name> (a resubmitted cycle "
+                          "would append another generation under a run that resumes on the corpus it started with)")
+    train, _ = _split_owned(overrides, ("run_dir", "task.data_dir"))  # passed once below, absolute
+    train, dropped = _split_owned(train, TRAIN_OWNED)
+    for o in dropped:
+        print(f"submit: ignoring {o}: under the templates the batch shell requeues (docs/slurm.md)", file=sys.stderr)
+    train = [*train, f"task.init_from={previous}", f"task.data_dir={data}", f"run_dir={run_dir}"]
+    cfg = compose("train", train)
+    validate("train", cfg)
+    res = train_resources(cfg)
+    # the default source comes whole: another source (--prep=source=...) brings its own settings
+    defaults = REFRESH_PREP if "source" not in _override_keys(prep) else ()
+    prep = [*defaults, *(o for o in prep if not o.startswith("out_dir=")), f"out_dir={data}"]
+    validate("prep", compose("prep", [*prep, "append=true"]))
+    if eval_overrides:  # a misspelt key fails now; the checkpoint itself does not exist yet
+        compose("eval", ["task=perplexity", *eval_overrides])
+    common = [f"--chdir={os.getcwd()}", *site_args]
+    env = _job_env()
+    template = "pretrain_multinode.sbatch" if res.nodes > 1 else "pretrain.sbatch"
+    return [
+        Submission("prep", [*common, "--cpus-per-task=1", f"--output={run_dir}/slurm-prep-%j.out"],
+                   SLURM_DIR / "prep_append.sbatch", prep, log_dir=run_dir, env=env),
+        Submission("pretrain", [*res.sbatch_args(), *common, f"--output={run_dir}/slurm-%j.out"],
+                   SLURM_DIR / template, train, depends_on="prep", log_dir=run_dir, env=env),
+        Submission("eval", [*common, "--cpus-per-task=1", *(["--gpus-per-node=1"] if res.gpus_per_node else []),
+                            f"--output={run_dir}/slurm-eval-%j.out"],
+                   SLURM_DIR / "refresh_eval.sbatch", [str(data), str(previous), str(run_dir), str(latest),
+                                                        *eval_overrides],
+                   depends_on="pretrain", log_dir=run_dir, env=env),
+    ]
+
+
 def submit(plan: Sequence[Submission], dry_run: bool = False) -> dict[str, str]:
     """Run sbatch for each submission in order (dependencies by job id); return name -> job id."""
     ids: dict[str, str] = {}
@@ -244,17 +324,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
                    help="any other sbatch option, e.g. --sbatch=--constraint=a100 (repeatable)")
     p.add_argument("--template", help="pretrain only: a template in slurm/ instead of the one chosen by num_nodes")
-    p.add_argument("kind", choices=("pretrain", "prep"))
+    p.add_argument("--prep", action="append", default=[], metavar="OVERRIDE",
+                   help="refresh only: a python -m data_prep override for the append (repeatable; without "
+                        "source=...: " + " ".join(REFRESH_PREP) + ")")
+    p.add_argument("--eval", action="append", default=[], metavar="OVERRIDE",
+                   help="refresh only: a python -m eval override for the evaluations (repeatable)")
+    p.add_argument("--init-from", help="refresh only: the checkpoint to continue (default: <run_dir>/latest's last.ckpt)")
+    p.add_argument("--cycle", help="refresh only: the cycle's folder under run_dir (default: today's UTC date)")
+    p.add_argument("kind", choices=("pretrain", "prep", "refresh"))
     p.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m train / python -m data_prep")
     args = p.parse_args(argv)
     site = [f"--{k}={v}" for k in ("partition", "account", "time", "qos") if (v := getattr(args, k))]
     site += args.sbatch
     try:
+        refresh_only = [f"--{k.replace('_', '-')}" for k in ("prep", "eval", "init_from", "cycle") if getattr(args, k)]
+        if refresh_only and args.kind != "refresh":
+            raise SubmitError(f"{', '.join(refresh_only)} apply to refresh only")
+        if args.template and args.kind != "pretrain":
+            raise SubmitError("--template applies to pretrain only")
         if args.kind == "pretrain":
             plan = plan_pretrain(args.overrides, site, args.template)
+        elif args.kind == "refresh":
+            plan = plan_refresh(args.overrides, site, args.prep, args.eval, args.init_from, args.cycle)
         else:
-            if args.template:
-                raise SubmitError("--template applies to pretrain only")
             plan = plan_prep(args.overrides, site)
         submit(plan, args.dry_run)
     except SubmitError as e:

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from common.checkpoint import CheckpointError
 from common.config import ConfigError
 from common.lock import LockedError
+from data_prep.errors import PrepError
 from tasks.base import TaskError
 
 from . import config as _schema  # noqa: F401  registers train's config schema before Hydra composes
@@ -32,7 +33,7 @@ def main(cfg: DictConfig) -> None:
     try:
         result = run(cfg)
     except (ConfigError, CheckpointError, ResumeError, TrainingDiverged, TaskError, FileNotFoundError,
-            LockedError) as e:
+            LockedError, PrepError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     except OSError as e:

@@ -28,6 +28,7 @@ from model.flops import flops_per_token, peak_bf16_flops
 
 METRIC_FIELDS = ["step", "loss", "lr", "grad_norm", "tokens_per_s", "tokens_seen", "mfu", "time"]
 VAL_FIELDS = ["step", "val_loss", "time"]
+VAL_GEN_FIELDS = ["step", "generation", "val_loss", "time"]  # val_generations.csv: corpora with generations
 
 
 def write_status(run_dir: Path, state: str, **extra) -> None:
@@ -117,7 +118,10 @@ class TrainingControl(L.Callback):
         self._last_saved_step = trainer.global_step
         if trainer.is_global_zero:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            for name, fields in (("metrics.csv", METRIC_FIELDS), ("val_metrics.csv", VAL_FIELDS)):
+            files = [("metrics.csv", METRIC_FIELDS), ("val_metrics.csv", VAL_FIELDS)]
+            if len(getattr(trainer.datamodule, "val_names", ())) > 1:
+                files.append(("val_generations.csv", VAL_GEN_FIELDS))
+            for name, fields in files:
                 path = self.run_dir / name
                 _truncate_csv(path, trainer.global_step)
                 if not path.is_file():
@@ -152,7 +156,8 @@ class TrainingControl(L.Callback):
             self.stopped_by_signal = True
             trainer.should_stop = True
             if trainer.is_global_zero:
-                write_status(self.run_dir, "preempted", step=step, signal=self.signal_received or 0)
+                write_status(self.run_dir, "preempted", step=step, signal=self.signal_received or 0,
+                             data_generations=pl_module.data_generations())
 
     def _log_step(self, trainer, pl_module, step: int, s: dict) -> None:
         tps = s["tokens"] / s["seconds"] if s["seconds"] > 0 else float("nan")
@@ -172,15 +177,23 @@ class TrainingControl(L.Callback):
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         val = trainer.callback_metrics.get("val/loss")
+        now = f"{time.time() - self._t0:.2f}"
         if val is not None and (self.run_dir / "val_metrics.csv").is_file():
             with open(self.run_dir / "val_metrics.csv", "a", newline="") as f:
-                csv.writer(f).writerow([trainer.global_step, repr(float(val)), f"{time.time() - self._t0:.2f}"])
+                csv.writer(f).writerow([trainer.global_step, repr(float(val)), now])
+        names = getattr(trainer.datamodule, "val_names", ())[1:]  # val/loss_gen<g>
+        if names and (self.run_dir / "val_generations.csv").is_file():
+            with open(self.run_dir / "val_generations.csv", "a", newline="") as f:
+                for name in names:
+                    if (v := trainer.callback_metrics.get(name)) is not None:
+                        csv.writer(f).writerow([trainer.global_step, name.removeprefix("val/loss_gen"), repr(float(v)), now])
 
     def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
         if pl_module.diverged is None and not self.stopped_by_signal:
             self.save_last(trainer)
             if trainer.is_global_zero:
-                write_status(self.run_dir, "completed", step=trainer.global_step)
+                write_status(self.run_dir, "completed", step=trainer.global_step,
+                             data_generations=pl_module.data_generations())
 
     def save_last(self, trainer: L.Trainer) -> None:
         if trainer.global_step == self._last_saved_step and (self.ckpt_dir / LAST).is_file():

@@ -102,6 +102,10 @@ class DataConfig:
     num_workers: int = 0
     val_batches: int = 8  # validation batches per evaluation (per device)
     pin_memory: bool = False
+    # Continued pretraining on a corpus with several generations (docs/training.md): the generations
+    # trained on as new; null = those task.init_from has not seen (a fresh run: all of them).
+    generations: list[int] | None = None
+    replay: float = 0.1  # fraction of every batch drawn from the other (older) generations; 0 = none
 
 
 @dataclass
@@ -228,6 +232,12 @@ def check(tc: TrainConfig) -> None:
     check_range("data.batch_size", d.batch_size, 1)
     check_range("data.num_workers", d.num_workers, 0)
     check_range("data.val_batches", d.val_batches, 1)
+    check_range("data.replay", d.replay, 0, 1, hi_open=True)
+    if d.generations is not None:
+        if not d.generations:
+            raise ConfigError("data.generations", "is empty; name at least one generation, or null for auto")
+        for i, g in enumerate(d.generations):
+            check_range(f"data.generations[{i}]", g, 1)
     check_range("optim.lr", o.lr, 0, 1, lo_open=True)
     check_range("optim.min_lr_ratio", o.min_lr_ratio, 0, 1)
     check_range("optim.weight_decay", o.weight_decay, 0, 1)

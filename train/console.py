@@ -95,6 +95,10 @@ class StepProgress(L.Callback):
         if not trainer.is_global_zero or val is None or trainer.sanity_checking:
             return
         line = f"step {trainer.global_step}: val/loss {float(val):.4f}"
+        per_gen = [(name.removeprefix("val/loss_"), trainer.callback_metrics.get(name))
+                   for name in getattr(getattr(trainer, "datamodule", None), "val_names", ())[1:]]
+        if per_gen:  # a corpus with generations: val/loss_gen<g> of each
+            line += " (" + ", ".join(f"{g} {float(v):.4f}" for g, v in per_gen if v is not None) + ")"
         if self._bar is not None:
             self._bar.write(line, file=self.stream)
         else:

@@ -27,6 +27,7 @@ from export import is_exported, load_exported
 from model import Decoder, chunked_cross_entropy
 
 from .config import DebugConfig, OptimConfig
+from .generations import add_tokens
 from .optim import build_optimizer, schedule_fn
 
 
@@ -40,6 +41,7 @@ class InitSource:
     tokenizer_file: Path | None  # tokenizer.json beside the run (checkpoint) or recorded in it
     tokenizer: Any = None  # tokenizers.Tokenizer (an exported folder carries its own, no file)
     data_manifest: str | None = None  # the pretraining data's manifest.json (eval's contamination guard)
+    meta: dict[str, Any] | None = None  # the checkpoint's biogpt_meta (None: an exported folder)
 
 
 def read_init_source(path: str) -> InitSource:
@@ -50,7 +52,7 @@ def read_init_source(path: str) -> InitSource:
         if tok is None:
             raise ConfigError("task.init_from", f"{path}: the exported folder has no tokenizer.json; "
                               "set task.tokenizer=<the tokenizer.json it was trained with>")
-        return InitSource(path, info["model_config"], None, tok, info.get("data_manifest"))
+        return InitSource(path, info["model_config"], None, tok, info.get("data_manifest"), meta=info)
     p = Path(path)
     if p.is_dir():
         raise ConfigError("task.init_from", f"{path} is a folder without config.json; pass a .ckpt file "
@@ -63,7 +65,7 @@ def read_init_source(path: str) -> InitSource:
         if cand and Path(cand).is_file():
             tok_file = Path(cand)
             break
-    return InitSource(path, meta["model_config"], tok_file, data_manifest=meta.get("data_manifest"))
+    return InitSource(path, meta["model_config"], tok_file, data_manifest=meta.get("data_manifest"), meta=meta)
 
 
 class TrainingDiverged(RuntimeError):
@@ -225,15 +227,25 @@ class LMModule(L.LightningModule):
             warnings.warn(f"step {step}: non-finite loss ({float(loss.detach())}); skipped this step "
                           f"({self.nan_skips}/{self.max_nan_skips} allowed)", RuntimeWarning, stacklevel=2)
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         loss = self.loss(batch)
-        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["input_ids"].shape[0])
+        # A corpus with generations has one val loader per generation after the whole split's
+        # (PretrainDataModule.val_names): val/loss stays the whole split's, what checkpoints rank by.
+        names = getattr(self.trainer.datamodule, "val_names", None) or ["val/loss"]
+        self.log(names[dataloader_idx], loss, prog_bar=dataloader_idx == 0, sync_dist=True,
+                 batch_size=batch["input_ids"].shape[0], add_dataloader_idx=False)
         return loss
 
     # -- checkpoint extras --------------------------------------------------------------------
+    def data_generations(self) -> dict[str, int]:
+        """Tokens trained on per corpus generation: task.init_from's record plus this run's."""
+        dm = self._trainer.datamodule if self._trainer is not None else None
+        return add_tokens(self.meta.get("data_generations") or {}, getattr(dm, "tokens_by_generation", None) or {})
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["biogpt_meta"] = {
             **self.meta,
+            "data_generations": self.data_generations(),
             "model_config": self.model_config.to_dict(),
             "tokens_seen": self.tokens_seen,
             "nan_skips": self.nan_skips,

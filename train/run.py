@@ -37,6 +37,7 @@ from .config import TrainConfig, build_config, check_hardware
 from .console import StepProgress, quiet_lightning
 from .data import PretrainDataModule
 from .finetune_data import FinetuneDataModule, check_finetune_files
+from .generations import GenerationPlan, plan_generations, seen_by_init
 from .module import LMModule, TrainingDiverged
 from .plot import plot_loss
 from .tokenizer_io import decoded_vocab, run_tokenizer
@@ -71,12 +72,12 @@ def build_strategy(cfg: TrainConfig):
     return strat
 
 
-def build_datamodule(cfg: TrainConfig, tokenizer_file: Path):
+def build_datamodule(cfg: TrainConfig, tokenizer_file: Path, plan: GenerationPlan | None = None):
     t, d = cfg.task, cfg.data
     task = tasks.get(t.name)
     if task.kind is Kind.LANGUAGE_MODEL:
         return PretrainDataModule(t.data_dir, t.seq_len, d.batch_size, cfg.seed, d.num_workers, d.val_batches,
-                                  d.pin_memory)
+                                  d.pin_memory, plan)
     files = task.paths(resolve_bench_dir(t), t.files.overrides())
     return FinetuneDataModule(task.name, files["train"], files["val"], tokenizer_file, t.seq_len, d.batch_size,
                               cfg.seed, num_workers=d.num_workers, val_batches=d.val_batches, pin_memory=d.pin_memory)
@@ -199,10 +200,18 @@ def _run_locked(tc: TrainConfig, run_dir: Path, signals) -> RunResult:
     if plan.note and is_launcher():
         print(plan.note, file=sys.stderr, flush=True)
     resume_from = plan.path
-    tok_file, tok = run_tokenizer(tc)  # fine-tuning: the tokenizer and model shape of task.init_from
+    tok_file, tok, init = run_tokenizer(tc)  # task.init_from: its tokenizer and model shape
     vocab = decoded_vocab(tok)
     check_finetune_files(tc)  # a missing train/val file fails here, before anything is written
-    datamodule = build_datamodule(tc, tok_file)
+    # tokens per corpus generation task.init_from trained on (fine-tuning carries the record on)
+    seen = seen_by_init(init.meta or {}, tc.task.data_dir) if init else {}
+    data_plan = None
+    if tasks.get(tc.task.name).kind is Kind.LANGUAGE_MODEL:
+        # which corpus generations are new and which are replayed (continued pretraining)
+        data_plan = plan_generations(tc.task.data_dir, tc.data.generations, tc.data.replay, seen, tc.task.init_from)
+        if (len(data_plan.corpus) > 1 or seen) and is_launcher():
+            print(data_plan.describe(), file=sys.stderr, flush=True)
+    datamodule = build_datamodule(tc, tok_file, data_plan)
     if signals.received is not None:
         return _stopped_in_setup(tc, run_dir, signals)
 
@@ -218,7 +227,11 @@ def _run_locked(tc: TrainConfig, run_dir: Path, signals) -> RunResult:
     # data_manifest: absolute, so eval's contamination check finds the training data from any cwd
     manifest = str(Path(tc.task.data_dir).resolve() / "manifest.json") if tc.task.data_dir else None
     meta = {"config": resolved, "task": tc.task.name, "tokenizer_path": str(run_dir / "tokenizer.json"),
-            "data_manifest": manifest}
+            "data_manifest": manifest,
+            # tokens per corpus generation trained on before this run (this run's are added at each save)
+            "data_generations": seen}
+    if data_plan is not None:
+        meta["data_plan"] = data_plan.to_dict()
 
     module = build_module(tc, vocab, meta)
     control = TrainingControl(run_dir, tc.trainer.checkpoint_every_n_steps, tc.task.seq_len,

@@ -17,8 +17,10 @@ a run's state.
 
 One run per out_dir: a run holds `common.lock.run_lock(out_dir)` (array map tasks a shared one,
 so they run side by side), and a second run fails at once naming the holder. A finished corpus
-is never mixed with other inputs (`inputs.py`). When a run fails, the temp files it left are
-removed before the error reaches the user (a disk-full error says so in one line).
+is never mixed with other inputs (`inputs.py`); `append=true` adds new ones as a new generation
+(`append.py`), and a plain run into an appended corpus is refused (overwrite=true rebuilds it).
+When a run fails, the temp files it left are removed before the error reaches the user (a
+disk-full error says so in one line).
 """
 
 from __future__ import annotations
@@ -39,14 +41,15 @@ from common.config import ConfigError
 from common.lock import LockedError, ensure_unlocked, run_lock
 from data_prep.config import PrepConfig, Stage, build_config, config_hash, hashed_config
 from data_prep.errors import PrepError
-from data_prep.pipeline.inputs import check_listed_inputs, input_entries, inputs_changed
+from data_prep.pipeline.append import appended_state, check_append_out_dir, drop_appended, run_append
+from data_prep.pipeline.generations import with_generations
+from data_prep.pipeline.inputs import check_listed_inputs, input_entries, inputs_changed, resolve_input_files
 from data_prep.pipeline.manifest import build_manifest, check_out_dir, claim_out_dir, write_manifest
 from data_prep.pipeline.markers import pause_point
 from data_prep.pipeline.stage_map import map_outputs, prune_map_outputs, run_map
 from data_prep.pipeline.stage_merge import run_merge
 from data_prep.pipeline.stage_tokenize import run_shards, run_tokenizer
 from data_prep.pipeline.summary import length_histogram, print_summary
-from data_prep.sources import InputFile, resolve_inputs
 from data_prep.sources.config import DemoSource
 from data_prep.text.decontam import EVAL_ENV
 from data_prep.tokens.shards import IDX_DTYPE, dtype_name, token_dtype
@@ -54,15 +57,6 @@ from data_prep.tokens.tokenizer import tokenizer_info
 
 log = logging.getLogger(__name__)
 APP = "data_prep"
-
-
-def resolve_input_files(cfg: PrepConfig) -> tuple[list[InputFile], list[dict]]:
-    """(input files in load order, files the source itself quarantined)."""
-    quarantine: list[PrepError] = []
-    inputs = resolve_inputs(cfg.source, cfg.source_cache_dir, quarantine=quarantine)
-    inputs = sorted(inputs, key=lambda f: (f.order, str(f.path)))
-    quarantined = [{"path": str(getattr(e, "path", "")), "reason": getattr(e, "reason", str(e))} for e in quarantine]
-    return inputs, quarantined
 
 
 def doc_lengths(out_dir: Path, shards: dict[str, list[dict]]) -> np.ndarray:
@@ -118,8 +112,18 @@ def warn_decontam_off(cfg: PrepConfig) -> None:
 
 def _run(cfg: PrepConfig, t0: float) -> dict | None:
     warn_decontam_off(cfg)
+    if cfg.append:  # a new generation of the corpus in out_dir (pipeline/append.py)
+        return run_append(cfg, t0)
     chash = config_hash(cfg)
     claim_out_dir(cfg.out_path, chash, cfg.overwrite)
+    appended = appended_state(cfg.out_path)
+    if appended is not None:
+        if not cfg.overwrite:
+            raise PrepError(f"{cfg.out_dir}: {appended}; a run without append=true would rebuild generation 1 "
+                            "only: add new inputs with append=true, or pass overwrite=true to rebuild the corpus "
+                            "from this run's inputs alone")
+        log.warning("%s: %s: deleting the appended generations (overwrite=true)", cfg.out_dir, appended)
+        drop_appended(cfg.out_path)
     if not shares_out_dir(cfg):  # array tasks run side by side: one must not delete another's temp files
         remove_stale_temps(cfg.out_path)
     inputs, src_quarantined = resolve_input_files(cfg)
@@ -172,6 +176,7 @@ def _run(cfg: PrepConfig, t0: float) -> dict | None:
     manifest["duplicates"] = merge["duplicates"]
     manifest["bad_records"] = dict(sorted(bad_records.items()))
     manifest["decontamination"]["off"] = decontam_off_reason(cfg)  # null when eval sets were configured
+    with_generations(manifest)  # a one-generation corpus; `append=true` adds the next ones
     lengths = doc_lengths(cfg.out_path, shards)
     if cfg.summary.histogram:
         length_histogram(lengths, cfg.out_path / "doc_lengths.png")
@@ -210,7 +215,10 @@ class CheckConfig(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             cfg = build_config(config)
-            check_out_dir(cfg.out_path, config_hash(cfg), cfg.overwrite)
+            if cfg.append:  # the corpus's config, not run.json's hash, decides (the source may differ)
+                check_append_out_dir(cfg)
+            else:
+                check_out_dir(cfg.out_path, config_hash(cfg), cfg.overwrite)
             ensure_unlocked(cfg.out_path, shared=shares_out_dir(cfg))
         except (ConfigError, PrepError, LockedError) as e:
             fail(e)

@@ -21,13 +21,22 @@ from pathlib import Path
 
 from data_prep.errors import PrepError
 from data_prep.pipeline.markers import is_done, read_json
-from data_prep.sources import InputFile
+from data_prep.sources import InputFile, resolve_inputs
 
 MERGE_INFO = Path("work") / "merge.json"
 
 
 class InputsChanged(PrepError):
     """The out_dir holds a corpus built from other input files than this run's."""
+
+
+def resolve_input_files(cfg) -> tuple[list[InputFile], list[dict]]:
+    """(input files of `cfg.source` in load order, files the source itself quarantined)."""
+    quarantine: list[PrepError] = []
+    inputs = resolve_inputs(cfg.source, cfg.source_cache_dir, quarantine=quarantine)
+    inputs = sorted(inputs, key=lambda f: (f.order, str(f.path)))
+    quarantined = [{"path": str(getattr(e, "path", "")), "reason": getattr(e, "reason", str(e))} for e in quarantine]
+    return inputs, quarantined
 
 
 def input_entries(records: list[dict], source_failures: list[dict]) -> list[dict]:
@@ -71,8 +80,9 @@ def describe_change(old: list[dict], new: list[dict], with_sha: bool) -> str | N
 def inputs_changed(out_dir: Path, change: str) -> InputsChanged:
     return InputsChanged(
         f"{out_dir}: its corpus was built from other input files ({change}); rerunning into it would give a "
-        "manifest that disagrees with the documents. Use a new out_dir, or pass overwrite=true to rebuild "
-        "documents, tokenizer and shards from the current inputs")
+        "manifest that disagrees with the documents. Use a new out_dir, pass append=true to add the new files "
+        "as a new generation, or pass overwrite=true to rebuild documents, tokenizer and shards from the "
+        "current inputs")
 
 
 def recorded_inputs(out_dir: Path) -> list[dict] | None:

@@ -16,7 +16,7 @@ from data_prep.pipeline.markers import read_json
 
 FORMAT_VERSION = 1
 RUN_FILE = "run.json"  # written first: the config hash the out_dir belongs to
-OWNED = ("work", "documents", "shards", "tokenizer", "rejects", "manifest.json", "summary.json",
+OWNED = ("work", "documents", "shards", "tokenizer", "rejects", "index", "retired", "manifest.json", "summary.json",
          "doc_lengths.png", RUN_FILE)
 
 

@@ -32,6 +32,7 @@ from data_prep.parse.jats import JatsOptions, iter_jats
 from data_prep.parse.pubmed import iter_pubmed
 from data_prep.parse.records_file import BadRecord, is_record_file, iter_record_file
 from data_prep.parse.xml_safety import ParseLimits
+from data_prep.pipeline.generations import gen_name, gen_work_dir
 from data_prep.pipeline.markers import is_done, mark_done, marker_path, pause_point, read_json, sha256_file
 from data_prep.pipeline.records import MAP_SCHEMA, document_row
 from data_prep.sources import InputFile
@@ -181,10 +182,18 @@ def _stat(path: Path) -> tuple[int, int | None]:
 # ---- the stage ---------------------------------------------------------------------------------
 
 
-def map_context(cfg: PrepConfig) -> MapContext:
+def map_dirs(cfg: PrepConfig, generation: int = 1) -> tuple[Path, Path]:
+    """(map output folder, rejects folder) of a generation: generation 1 (a plain run) uses
+    `work/map` and `rejects/`, an appended generation g `work/gen-<g>/map` and `rejects/gen-<g>`."""
+    rejects = cfg.out_path / "rejects"
+    return gen_work_dir(cfg.out_path, generation) / "map", rejects if generation == 1 else rejects / gen_name(generation)
+
+
+def map_context(cfg: PrepConfig, generation: int = 1) -> MapContext:
     """This run's map context: the filters are built here, once per run."""
-    return MapContext(map_dir=cfg.out_path / "work" / "map",
-                      rejects_dir=cfg.out_path / "rejects" if cfg.rejects else None,
+    map_dir, rejects_dir = map_dirs(cfg, generation)
+    return MapContext(map_dir=map_dir,
+                      rejects_dir=rejects_dir if cfg.rejects else None,
                       clean_cfg=cfg.clean, filters=build_filters(cfg.filter), jats_options=cfg.jats,
                       parse_limits=cfg.parse)
 
@@ -194,9 +203,9 @@ def _map_job(ctx: MapContext, job: tuple[str, int, dict]) -> dict:
     return map_file(ctx, Path(path), order, meta)
 
 
-def run_map(cfg: PrepConfig, inputs: list[InputFile]) -> list[dict]:
+def run_map(cfg: PrepConfig, inputs: list[InputFile], generation: int = 1) -> list[dict]:
     """Map this task's share of the inputs (`workers` processes); returns their marker records."""
-    ctx = map_context(cfg)
+    ctx = map_context(cfg, generation)
     ctx.map_dir.mkdir(parents=True, exist_ok=True)
     if ctx.rejects_dir is not None:
         ctx.rejects_dir.mkdir(parents=True, exist_ok=True)
@@ -225,9 +234,10 @@ def run_map(cfg: PrepConfig, inputs: list[InputFile]) -> list[dict]:
     return infos
 
 
-def map_outputs(cfg: PrepConfig, inputs: list[InputFile]) -> tuple[list[tuple[int, Path]], list[dict], list[dict]]:
+def map_outputs(cfg: PrepConfig, inputs: list[InputFile],
+                generation: int = 1) -> tuple[list[tuple[int, Path]], list[dict], list[dict]]:
     """(map Parquet files in load order, input records for the manifest, quarantined files)."""
-    map_dir = cfg.out_path / "work" / "map"
+    map_dir = map_dirs(cfg, generation)[0]
     files, records, quarantined, missing = [], [], [], []
     for f in inputs:
         out = map_dir / f"{file_key(f.order, Path(f.path))}.parquet"
@@ -251,14 +261,14 @@ def map_outputs(cfg: PrepConfig, inputs: list[InputFile]) -> tuple[list[tuple[in
     return files, records, quarantined
 
 
-def prune_map_outputs(cfg: PrepConfig, inputs: list[InputFile]) -> int:
+def prune_map_outputs(cfg: PrepConfig, inputs: list[InputFile], generation: int = 1) -> int:
     """Delete map outputs (and rejects) of files that are no longer inputs (removed, renamed, or moved
     in the load order): they are never read, and would otherwise pile up. Only for a run that holds
     out_dir alone (array map tasks run side by side). Returns how many files were removed."""
     keys = {file_key(f.order, Path(f.path)) for f in inputs}
+    map_dir, rejects_dir = map_dirs(cfg, generation)
     n = 0
-    for folder, suffixes in ((cfg.out_path / "work" / "map", (".parquet", ".parquet.done")),
-                             (cfg.out_path / "rejects", (".jsonl",))):
+    for folder, suffixes in ((map_dir, (".parquet", ".parquet.done")), (rejects_dir, (".jsonl",))):
         if not folder.is_dir():
             continue
         for p in folder.iterdir():

@@ -45,10 +45,12 @@ class Resolution:
     winners: dict[int, set[int]]  # file order -> positions of the records that survive
     counts: Counter = field(default_factory=Counter)
     dropped: Counter = field(default_factory=Counter)
+    final: dict[str, str] | None = None  # id -> kind of its last event ("doc" | "drop" | "deletion"), if kept
 
 
-def resolve_versions(map_files: list[tuple[int, Path]]) -> Resolution:
-    """Which record of each id survives; see the module doc for the rules."""
+def resolve_versions(map_files: list[tuple[int, Path]], keep_ids: bool = False) -> Resolution:
+    """Which record of each id survives; see the module doc for the rules. `keep_ids`: also
+    return every id's final kind (an append retires the earlier generations' copies of them)."""
     latest: dict[str, tuple[int, int, str, int, str | None]] = {}
     counts: Counter = Counter()
     for order, path in map_files:
@@ -77,7 +79,8 @@ def resolve_versions(map_files: list[tuple[int, Path]]) -> Resolution:
         else:
             counts["deleted"] += 1
     counts["unique_ids"] = len(latest) - counts["deleted"]
-    return Resolution(winners, counts, dropped)
+    final = {doc_id: v[2] for doc_id, v in latest.items()} if keep_ids else None
+    return Resolution(winners, counts, dropped, final)
 
 
 def iter_survivors(map_files: list[tuple[int, Path]], res: Resolution) -> Iterator[Document]:
@@ -101,8 +104,10 @@ class DocumentsWriter:
     environment-dependent byte, and it is the same for the same pyarrow.
     """
 
-    def __init__(self, folder: Path, rows_per_file: int, row_group_size: int, compression: str):
+    def __init__(self, folder: Path, rows_per_file: int, row_group_size: int, compression: str,
+                 rel_to: Path | None = None):
         self.folder = Path(folder)
+        self.rel_to = Path(rel_to) if rel_to is not None else self.folder.parent  # parts' paths are relative to it
         self.folder.mkdir(parents=True, exist_ok=True)
         self.rows_per_file = rows_per_file
         self.row_group_size = row_group_size
@@ -118,10 +123,8 @@ class DocumentsWriter:
     def _write(self) -> None:
         path = self.folder / f"part-{len(self.parts):05d}.parquet"
         table = pa.Table.from_pylist(self.rows, schema=DOCUMENTS_SCHEMA)
-        with atomic_path(path) as tmp:
-            pq.write_table(table, tmp, row_group_size=self.row_group_size, compression=self.compression,
-                           write_statistics=True, store_schema=True)
-        self.parts.append({"path": f"{self.folder.name}/{path.name}", "rows": len(self.rows),
+        write_documents_table(table, path, self.row_group_size, self.compression)
+        self.parts.append({"path": path.relative_to(self.rel_to).as_posix(), "rows": len(self.rows),
                            "sha256": sha256_file(path)})
         self.rows = []
         pause_point("documents")  # some parts written, the merge not finished
@@ -130,6 +133,13 @@ class DocumentsWriter:
         if self.rows or not self.parts:
             self._write()
         return self.parts
+
+
+def write_documents_table(table: pa.Table, path: Path, row_group_size: int, compression: str | None) -> None:
+    """One documents part, atomically, with the settings that make its bytes reproducible."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, row_group_size=row_group_size, compression=compression,
+                       write_statistics=True, store_schema=True)
 
 
 def iter_documents(out_dir: Path, parts: list[dict], columns: list[str] | None = None,

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from common.atomic import atomic_write_json
 from data_prep.config import PrepConfig
+from data_prep.pipeline.generations import gen_name, gen_work_dir
 from data_prep.pipeline.manifest import drop_manifest
 from data_prep.pipeline.markers import (
     mark_done,
@@ -109,10 +110,12 @@ def _encode_in_worker(args: tuple[str, list[str], str]) -> tuple[np.ndarray, np.
 
 def tokenize_to_shards(out_dir: Path, parts: list[dict], tok: Tokenizer, max_tokens: int, batch_docs: int,
                        processes: int, on_batch: Callable[[int, int], None] | None = None,
-                       after_shard: Callable[[], None] | None = None) -> dict[str, list[ShardInfo]]:
-    """Write `shards/{train,val}-NNNNN.{bin,idx}` from the documents, in document order."""
+                       after_shard: Callable[[], None] | None = None,
+                       shard_dir: Path | None = None) -> dict[str, list[ShardInfo]]:
+    """Write `<shard_dir>/{train,val}-NNNNN.{bin,idx}` (default `shards/`; an appended generation
+    writes `shards/gen-<g>/`) from the documents, in document order."""
     vocab_size = tok.get_vocab_size()
-    shard_dir = Path(out_dir) / "shards"
+    shard_dir = Path(shard_dir) if shard_dir is not None else Path(out_dir) / "shards"
     writers = {s: ShardWriter(shard_dir, s, vocab_size, EOS_ID, max_tokens, rel_to=out_dir) for s in SPLITS}
     dtype = writers["train"].dtype
 
@@ -198,16 +201,20 @@ def run_tokenizer(cfg: PrepConfig, merge: dict) -> tuple[Tokenizer, str]:
     return tok, sha
 
 
-def run_shards(cfg: PrepConfig, merge: dict, tok: Tokenizer, tok_sha: str) -> dict[str, list[dict]]:
+def run_shards(cfg: PrepConfig, merge: dict, tok: Tokenizer, tok_sha: str, generation: int = 1) -> dict[str, list[dict]]:
     """Stage (d): tokenize the documents into shards unless the marker records the same documents
-    and tokenizer; shard records by split."""
-    info_path = cfg.out_path / "work" / "shards.json"
+    and tokenizer; shard records by split. An appended generation g writes `shards/gen-<g>/` only
+    (pipeline/generations.py) and leaves the manifest of the previous generations in place."""
+    info_path = gen_work_dir(cfg.out_path, generation) / "shards.json"
     upstream = {"documents_sha256": records_sha256(merge["documents"]), "tokenizer_sha256": tok_sha}
     if _current(marker_path(info_path), upstream):
         return read_json(info_path)
     marker_path(info_path).unlink(missing_ok=True)
-    drop_manifest(cfg.out_path)
     shard_dir = cfg.out_path / "shards"
+    if generation == 1:
+        drop_manifest(cfg.out_path)
+    else:
+        shard_dir = shard_dir / gen_name(generation)
     if shard_dir.exists():
         shutil.rmtree(shard_dir)
     bar = tqdm(total=merge["counts"]["kept"], desc="tokenize+write", unit="doc", disable=not cfg.progress)
@@ -221,7 +228,7 @@ def run_shards(cfg: PrepConfig, merge: dict, tok: Tokenizer, tok_sha: str) -> di
 
     shards = tokenize_to_shards(cfg.out_path, merge["documents"], tok, cfg.shards.max_tokens,
                                 cfg.shards.batch_docs, cfg.shards.processes, on_batch=on_batch,
-                                after_shard=lambda: pause_point("shard"))
+                                after_shard=lambda: pause_point("shard"), shard_dir=shard_dir)
     bar.close()
     info = {split: [s.to_dict() for s in lst] for split, lst in shards.items()}
     atomic_write_json(info_path, info)

@@ -42,6 +42,39 @@ def print_summary(manifest: dict, seconds: float, out_dir: Path) -> None:
         console.print(f"[yellow]quarantined[/yellow] {q['path']}: {q['reason']}")
 
 
+def print_generation_summary(manifest: dict, generation: int, seconds: float, out_dir: Path) -> None:
+    """What an append did: the new generation's counts, what it retired, and the live corpus."""
+    g = manifest["generations"][generation - 1]
+    c = g["counts"]
+    t = Table(title=f"data_prep append: generation {generation} of {out_dir}", show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    rows: list[tuple[str, object]] = [
+        ("new input files", c.get("input_files", 0)),
+        ("quarantined files", len(g["quarantined"])),
+        ("records parsed", c.get("parsed", 0)),
+        ("deletion events", c.get("deletion_events", 0)),
+        ("dropped by filters", sum(g["dropped"].values())),
+    ]
+    rows += [(f"  {reason}", n) for reason, n in sorted(g["dropped"].items())]
+    rows += [("duplicates", c.get("duplicates", 0)), ("decontaminated", c.get("decontaminated", 0)),
+             ("documents added", c.get("kept", 0))]
+    for split, r in sorted(g.get("retired", {}).items()):
+        why = ", ".join(f"{k} {v}" for k, v in r["reasons"].items())
+        rows.append((f"{split}: retired documents / tokens", f"{r['documents']:,} / {r['tokens']:,} ({why})"))
+    for split, s in g["splits"].items():
+        rows.append((f"{split}: new documents / tokens", f"{s['documents']:,} / {s['tokens']:,}"))
+    for split, s in manifest["live"].items():
+        rows.append((f"{split}: live documents / tokens", f"{s['documents']:,} / {s['tokens']:,}"))
+    rows.append(("time", f"{seconds:,.1f} s"))
+    for k, v in rows:
+        t.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
+    console = Console()
+    console.print(t)
+    for q in g["quarantined"]:
+        console.print(f"[yellow]quarantined[/yellow] {q['path']}: {q['reason']}")
+
+
 def length_histogram(lengths: np.ndarray, path: Path) -> None:
     """A PNG histogram of document lengths in tokens (log-spaced bins)."""
     from matplotlib.figure import Figure  # lazy: ~0.4 s of imports, needed only with summary.histogram

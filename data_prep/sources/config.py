@@ -90,6 +90,9 @@ class PubmedSource(HttpSource):
     base_url: str = MISSING
     # NCBI file numbers to fetch: all | 5 | 1-10 | '1-3,7' (quote comma lists on the Hydra command line).
     files: Any = "all"
+    # Only files numbered above this: null (no bound) | a file number | `corpus`: the highest NCBI
+    # file number already in the corpus in out_dir (with append=true: "everything it lacks").
+    after: Any = None
 
 
 @dataclass
@@ -178,6 +181,7 @@ def check_source(src: SourceConfig) -> None:
         http_url(src.base_url)
     if isinstance(src, PubmedSource):
         parse_file_range(src.files)
+        parse_after(src.after)
     elif isinstance(src, PmcOaSource):
         if not src.license_groups:
             raise ConfigError("source.license_groups", f"must be a non-empty list of {[g.value for g in LicenseGroup]}")
@@ -309,6 +313,22 @@ def parse_file_range(value: Any, key: str = "source.files") -> list[tuple[int, i
     if not ranges:
         raise ConfigError(key, "is empty; use 'all' or a range like '1-10'")
     return ranges
+
+
+AFTER_CORPUS = "corpus"
+
+
+def parse_after(value: Any, key: str = "source.after") -> int | str | None:
+    """`source.after`: None, a file number (int), or AFTER_CORPUS (resolved by the append)."""
+    value = to_plain(value)
+    if value is None or value == AFTER_CORPUS:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise ConfigError(key, f"expected null, a file number like 1334, or '{AFTER_CORPUS}' (the newest file of the "
+                           f"corpus in out_dir, with append=true), got {value!r}")
 
 
 def in_ranges(n: int, ranges: list[tuple[int, int]] | None) -> bool:

@@ -4,6 +4,8 @@ The directory is an Apache-style HTML index; file names are `pubmed{YY}n{NNNN}.x
 a sibling `.md5` holding `MD5(pubmed26n0001.xml.gz)= <hex>`. Update files continue the baseline's
 numbers (2026: baseline n0001-n1334, first update n1335), so the NCBI file number is the load order
 for both: `InputFile.order` is that number, and a baseline run and an updates run sort together.
+`source.after=N` keeps the files numbered above N (an append resolves `after=corpus` to the
+corpus's newest file number first).
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from pathlib import Path
 
 from common.config import ConfigError
 from data_prep.errors import PrepError
-from data_prep.sources.config import PubmedSource, http_url, in_ranges, parse_file_range
+from data_prep.sources.config import (
+    AFTER_CORPUS,
+    PubmedSource,
+    http_url,
+    in_ranges,
+    parse_after,
+    parse_file_range,
+)
 from data_prep.sources.download import DownloadJob, download_all, fetch_bytes, warn_if_plain_http
 from data_prep.sources.types import InputFile
 
@@ -47,6 +56,9 @@ def resolve(src: PubmedSource, cache_dir: Path, quarantine: list[PrepError] | No
     name = src.name
     base_url = http_url(src.base_url)
     ranges = parse_file_range(src.files)
+    after = parse_after(src.after)
+    if after == AFTER_CORPUS:  # the append driver replaces it with the corpus's newest file number
+        raise ConfigError("source.after", f"'{AFTER_CORPUS}' needs append=true and a finished corpus in out_dir")
     http = src.http()
     warn_if_plain_http(base_url)
 
@@ -60,6 +72,12 @@ def resolve(src: PubmedSource, cache_dir: Path, quarantine: list[PrepError] | No
                     base_url, ", ".join(f"{y:02d}" for y in years), years[-1])
         listing = [f for f in listing if f.year == years[-1]]
     selected = [f for f in listing if in_ranges(f.number, ranges)]
+    if after is not None:
+        selected = [f for f in selected if f.number > after]
+        if not selected:  # nothing newer yet: not an error (an append then has nothing to do)
+            log.info("%s: no file numbered above %d (%s lists up to n%04d)", name, after, base_url,
+                     listing[-1].number)
+            return []
     if not selected:
         raise ConfigError("source.files", f"{src.files!r} selects no file: {base_url} has "
                                           f"n{listing[0].number:04d}-n{listing[-1].number:04d}")

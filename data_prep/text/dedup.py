@@ -143,12 +143,25 @@ class DedupPlan:
         return plan
 
 
+def cross_source_rule(policy: CrossSource) -> tuple[str, str, str] | None:
+    """(winning source, losing source, drop reason) of a cross-source policy; None for keep_both."""
+    if policy == CrossSource.prefer_fulltext:
+        return FULLTEXT_SOURCE, ABSTRACT_SOURCE, "duplicate_of_fulltext"
+    if policy == CrossSource.prefer_abstract:
+        return ABSTRACT_SOURCE, FULLTEXT_SOURCE, "duplicate_of_abstract"
+    return None
+
+
+def pmid_number(pmid: str | None) -> int | None:
+    """The PMID as a number (how cross-source matches compare them), None when it is not one."""
+    return _pmid_int(pmid)
+
+
 def _cross_source_drops(keys: Iterable[DedupKey], policy: CrossSource) -> tuple[set[int], str, str]:
     """PMIDs whose copy in the losing source is dropped, the losing source, and the reason."""
-    if policy == CrossSource.prefer_fulltext:
-        winner, loser, reason = FULLTEXT_SOURCE, ABSTRACT_SOURCE, "duplicate_of_fulltext"
-    else:
-        winner, loser, reason = ABSTRACT_SOURCE, FULLTEXT_SOURCE, "duplicate_of_abstract"
+    rule = cross_source_rule(policy)
+    assert rule is not None  # callers skip keep_both
+    winner, loser, reason = rule
     pmids: set[int] = set()
     for k in keys:
         if k.source == winner:

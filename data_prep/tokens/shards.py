@@ -5,6 +5,11 @@ vocabulary has 65,536 or more entries), every document followed by EOS; `<split>
 little-endian uint64 end offsets (in tokens, EOS included) of the documents in that shard. A shard
 closes before the document that would take it past `max_tokens` (a longer document gets a shard of
 its own), so the shard layout depends only on the documents and their order.
+
+Generations (issue 13, `append=true`): later generations add shards (manifest entries with
+`"generation": g`, under shards/gen-<g:05d>/) and `retired/gen-<g:05d>-<split>.u64` lists of
+split-wide document numbers they retire; shard files are never rewritten, the reader
+(`TokenShards`) leaves retired documents out.
 """
 
 from __future__ import annotations
@@ -210,6 +215,7 @@ class _Shard:
     idx: Path
     tokens: int
     documents: int
+    generation: int = 1
     _data: np.memmap | None = field(default=None, repr=False)
     _ends: np.ndarray | None = field(default=None, repr=False)
 
@@ -231,26 +237,92 @@ class _Shard:
         return d
 
 
+@dataclass(frozen=True)
+class GenerationSpan:
+    """Where one generation's live documents sit in a TokenShards view: [lo, hi) ranges of the
+    view's token stream and document numbering (a generation's shards are consecutive)."""
+
+    generation: int
+    tokens: tuple[int, int]
+    documents: tuple[int, int]
+
+
+def manifest_generations(manifest: dict) -> list[int]:
+    """The generation numbers of a prepared corpus; a manifest without `generations` has one (1)."""
+    entries = manifest.get("generations") or [{"generation": 1}]
+    return sorted(int(g["generation"]) for g in entries)
+
+
+def _retired(manifest: dict, root: Path, manifest_path: Path, split: str, num_documents: int) -> np.ndarray:
+    """Sorted unique split-wide document indices retired by any generation (contract: issue 13).
+
+    Each file is checked against its manifest entry (size, sha256) and its content (sorted, unique,
+    inside the split), so a truncated or foreign list fails here, naming it, instead of silently
+    serving documents that were meant to be gone."""
+    parts = []
+    for g in manifest.get("generations") or []:
+        entry = (g.get("retired") or {}).get(split)
+        if not entry or not entry.get("file"):
+            continue
+        p = root / entry["file"]
+        n = int(entry.get("documents", 0))
+        where = f"(generation {g.get('generation')}'s retired {split} list in {manifest_path})"
+        if not p.is_file():
+            raise PrepError(f"{p}: retired-document file missing {where}; the corpus is incomplete, rerun data_prep")
+        raw = p.read_bytes()
+        if len(raw) != n * IDX_DTYPE.itemsize:
+            raise PrepError(f"{p}: {len(raw)} bytes, manifest says {n * IDX_DTYPE.itemsize} ({n} documents) {where}; "
+                            "the file is truncated or corrupt, rerun data_prep")
+        if entry.get("sha256") and hashlib.sha256(raw).hexdigest() != entry["sha256"]:
+            raise PrepError(f"{p}: sha256 differs from the manifest {where}; the file is corrupt, rerun data_prep")
+        ids = np.frombuffer(raw, dtype=IDX_DTYPE)
+        if ids.size and (np.any(np.diff(ids.astype(np.int64)) <= 0) or int(ids[-1]) >= num_documents):
+            raise PrepError(f"{p}: not sorted unique document indices below {num_documents} {where}; "
+                            "the file is corrupt, rerun data_prep")
+        parts.append(ids.astype(np.int64))
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+
 class TokenShards:
     """Random access to one split of a shard set, without loading it (numpy memmaps).
 
     >>> shards = TokenShards.from_manifest("runs/demo/data", split="train")
     >>> x = shards.window(1000, 2049)         # int64, may span shards
     >>> first = shards.document(0)             # with its trailing EOS
+    >>> new = TokenShards.from_manifest("runs/demo/data", "train", generations=[2])
+
+    A corpus with several generations (`append=true`, docs/data_prep.md) is served as its *live*
+    documents only: retired documents are cut out and the live ones form one contiguous token
+    stream. The view is a list of segments, each a run of consecutive live documents of one
+    shard, so memory grows with the number of shards and retired documents, never with tokens;
+    `window`, `document`, `documents`, `document_lengths`, `num_tokens` and `num_documents` all
+    see this stream. A corpus without retirements has one segment per shard: exactly the shards.
     """
 
     def __init__(self, shards: list[_Shard], dtype: np.dtype, eos_id: int, vocab_size: int,
-                 manifest: dict | None = None):
+                 manifest: dict | None = None, segments: list[tuple[int, int, int, int, int]] | None = None):
+        """`segments`: (shard position in `shards`, first document, end document, first token,
+        end token) within that shard, in stream order; None = every shard whole."""
         self._shards = shards
         self.dtype = np.dtype(dtype)
         self.eos_id = eos_id
         self.vocab_size = vocab_size
         self.manifest = manifest or {}
-        self._tok_starts = np.cumsum([0] + [s.tokens for s in shards]).tolist()
-        self._doc_starts = np.cumsum([0] + [s.documents for s in shards]).tolist()
+        if segments is None:
+            segments = [(k, 0, s.documents, 0, s.tokens) for k, s in enumerate(shards) if s.documents]
+        self._seg_shard = [k for k, *_ in segments]
+        self._seg_doc0 = [d0 for _, d0, _, _, _ in segments]
+        self._seg_tok0 = [t0 for _, _, _, t0, _ in segments]
+        self._tok_starts = np.cumsum([0] + [t1 - t0 for *_, t0, t1 in segments]).tolist()
+        self._doc_starts = np.cumsum([0] + [d1 - d0 for _, d0, d1, _, _ in segments]).tolist()
+        self.generations = sorted({s.generation for s in shards})
+        self.retired_documents = 0  # retired documents of these shards that the view leaves out
 
     @classmethod
-    def from_manifest(cls, path: str | Path, split: str = "train") -> TokenShards:
+    def from_manifest(cls, path: str | Path, split: str = "train",
+                      generations: Iterable[int] | None = None) -> TokenShards:
+        """The live documents of `split`; `generations` (e.g. [2]) keeps only the documents those
+        generations wrote, still with every generation's retirements applied."""
         path = Path(path)
         manifest_path = path / "manifest.json" if path.is_dir() else path
         if not manifest_path.is_file():
@@ -261,18 +333,44 @@ class TokenShards:
         if split not in manifest.get("splits", {}):
             raise PrepError(f"{manifest_path}: no split {split!r} (has: {', '.join(manifest.get('splits', {}))})")
         dtype = np.dtype({"uint16": "<u2", "uint32": "<u4"}[manifest["dtype"]])
-        shards = []
-        for s in manifest["splits"][split]["shards"]:
-            sh = _Shard(root / s["bin"], root / s["idx"], int(s["tokens"]), int(s["documents"]))
+        have = manifest_generations(manifest)
+        wanted = set(have) if generations is None else {int(g) for g in generations}
+        if wanted - set(have):
+            raise PrepError(f"{manifest_path}: no generation {', '.join(map(str, sorted(wanted - set(have))))} "
+                            f"(has: {', '.join(map(str, have))})")
+        listed = manifest["splits"][split]["shards"]
+        doc_base = np.cumsum([0] + [int(s["documents"]) for s in listed]).tolist()
+        retired = _retired(manifest, root, manifest_path, split, doc_base[-1])
+        shards: list[_Shard] = []
+        segments: list[tuple[int, int, int, int, int]] = []
+        cut = 0
+        for i, s in enumerate(listed):
+            if int(s.get("generation", 1)) not in wanted:
+                continue
+            sh = _Shard(root / s["bin"], root / s["idx"], int(s["tokens"]), int(s["documents"]),
+                        int(s.get("generation", 1)))
             for p, expected in ((sh.bin, sh.tokens * dtype.itemsize), (sh.idx, sh.documents * IDX_DTYPE.itemsize)):
                 if not p.is_file():
                     raise PrepError(f"{p}: shard file missing (listed in {manifest_path}); rerun data_prep")
                 if p.stat().st_size != expected:
                     raise PrepError(f"{p}: {p.stat().st_size} bytes, manifest says {expected}; "
                                     f"the shard set is incomplete or corrupt, rerun data_prep")
+            k = len(shards)
             shards.append(sh)
+            lo, hi = np.searchsorted(retired, [doc_base[i], doc_base[i + 1]])
+            gone = (retired[lo:hi] - doc_base[i]).tolist()  # this shard's retired documents, local numbers
+            cut += len(gone)
+            ends = sh.ends() if gone else None
+            first = 0
+            for stop in [*gone, sh.documents]:  # live runs between retired documents
+                if stop > first:
+                    segments.append((k, first, stop, int(ends[first - 1]) if first else 0,
+                                     int(ends[stop - 1]) if ends is not None else sh.tokens))
+                first = stop + 1
         tok = manifest["tokenizer"]
-        return cls(shards, dtype, int(tok["eos_id"]), int(tok["vocab_size"]), manifest)
+        view = cls(shards, dtype, int(tok["eos_id"]), int(tok["vocab_size"]), manifest, segments)
+        view.retired_documents = cut
+        return view
 
     @property
     def num_tokens(self) -> int:
@@ -290,43 +388,63 @@ class TokenShards:
         return self.num_tokens
 
     def window(self, start: int, length: int) -> np.ndarray:
-        """Tokens [start, start + length) of the split as int64, across shard boundaries."""
+        """Tokens [start, start + length) of the (live) stream as int64, across shard and segment boundaries."""
         if start < 0 or length < 0 or start + length > self.num_tokens:
             raise IndexError(f"window [{start}, {start + length}) outside [0, {self.num_tokens})")
         out = np.empty(length, dtype=np.int64)
         pos, filled = start, 0
         k = bisect.bisect_right(self._tok_starts, pos) - 1
         while filled < length:
-            shard = self._shards[k]
+            shard = self._shards[self._seg_shard[k]]
             off = pos - self._tok_starts[k]
-            take = min(length - filled, shard.tokens - off)
-            out[filled:filled + take] = shard.data(self.dtype)[off:off + take]
+            take = min(length - filled, self._tok_starts[k + 1] - pos)
+            lo = self._seg_tok0[k] + off
+            out[filled:filled + take] = shard.data(self.dtype)[lo:lo + take]
             filled += take
             pos += take
             k += 1
         return out
 
     def document(self, i: int) -> np.ndarray:
-        """Document `i` of the split (int64), with its trailing EOS."""
+        """Live document `i` of the split (int64), with its trailing EOS."""
         if not 0 <= i < self.num_documents:
             raise IndexError(f"document {i} outside [0, {self.num_documents})")
         k = bisect.bisect_right(self._doc_starts, i) - 1
-        shard = self._shards[k]
-        j = i - self._doc_starts[k]
+        shard = self._shards[self._seg_shard[k]]
+        j = self._seg_doc0[k] + i - self._doc_starts[k]
         ends = shard.ends()
         lo = int(ends[j - 1]) if j else 0
         return np.asarray(shard.data(self.dtype)[lo:int(ends[j])], dtype=np.int64)
 
+    def _segments(self) -> Iterator[tuple[_Shard, int, int]]:
+        for k, shard_pos in enumerate(self._seg_shard):
+            yield self._shards[shard_pos], self._seg_doc0[k], self._seg_doc0[k] + self._doc_starts[k + 1] - self._doc_starts[k]
+
     def documents(self) -> Iterator[np.ndarray]:
-        for shard in self._shards:
+        for shard, d0, d1 in self._segments():
             data, ends = shard.data(self.dtype), shard.ends()
-            lo = 0
-            for e in ends:
+            lo = int(ends[d0 - 1]) if d0 else 0
+            for e in ends[d0:d1]:
                 e = int(e)
                 yield np.asarray(data[lo:e], dtype=np.int64)
                 lo = e
 
     def document_lengths(self) -> np.ndarray:
-        """Token count of every document (EOS included), int64."""
-        parts = [np.diff(np.concatenate([[0], s.ends().astype(np.int64)])) for s in self._shards]
+        """Token count of every live document (EOS included), int64."""
+        parts = []
+        for shard, d0, d1 in self._segments():
+            ends = shard.ends()[max(d0 - 1, 0):d1].astype(np.int64)
+            parts.append(np.diff(np.concatenate([[0], ends])) if d0 == 0 else np.diff(ends))
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def generation_spans(self) -> list[GenerationSpan]:
+        """Each generation's [lo, hi) range of this view's tokens and documents (stream order)."""
+        spans: list[GenerationSpan] = []
+        for k, shard_pos in enumerate(self._seg_shard):
+            g = self._shards[shard_pos].generation
+            t, d = (self._tok_starts[k], self._tok_starts[k + 1]), (self._doc_starts[k], self._doc_starts[k + 1])
+            if spans and spans[-1].generation == g and spans[-1].tokens[1] == t[0]:
+                t, d = (spans[-1].tokens[0], t[1]), (spans[-1].documents[0], d[1])
+                spans.pop()
+            spans.append(GenerationSpan(g, (int(t[0]), int(t[1])), (int(d[0]), int(d[1]))))
+        return spans

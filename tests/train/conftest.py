@@ -46,6 +46,27 @@ def write_token_data(out_dir: Path, n_docs: int = 120, vocab_size: int = 320, se
     return out_dir
 
 
+NEW_WORDS = ("vaccine mrna antibody variant spike booster omicron neutralizing cohort efficacy "
+             "hospitalization immunity").split()
+
+
+def append_text_generation(data_dir: Path, n_docs: int, retire: dict[str, list[int]], seed: int = 1) -> dict:
+    """Add a generation to a corpus written by `write_token_data`, in the format `python -m data_prep
+    ... append=true` writes (tests/data_prep/tokens/generations.py): `n_docs` new documents about
+    other topics, tokenized with the corpus' tokenizer and split 85/15, retiring `retire[split]`."""
+    from tests.data_prep.tokens.generations import append_generation
+    from train.tokenizer_io import load_tokenizer
+
+    tok = load_tokenizer(data_dir / "tokenizer" / "tokenizer.json")
+    rng = random.Random(seed)
+    words = WORDS + NEW_WORDS * 3
+    texts = [" ".join(" ".join(rng.choice(words) for _ in range(rng.randint(6, 16))) + "."
+                      for _ in range(rng.randint(2, 6))) for _ in range(n_docs)]
+    ids = [tok.encode(t).ids for t in texts]
+    cut = int(n_docs * 0.85)
+    return append_generation(data_dir, {"train": ids[:cut], "val": ids[cut:]}, retire)
+
+
 def write_pubmedqa(path: Path, n: int, seed: int = 0) -> Path:
     rng = random.Random(seed)
     items = {}

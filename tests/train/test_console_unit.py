@@ -45,3 +45,13 @@ def test_bar_counts_steps_to_max_steps_on_a_terminal():
     text = out.getvalue()
     assert "8/8" in text and "step/s" in text and "tok/s" in text and "loss 2.5000" in text
     assert "step 8: val/loss 2.2500" in text and "step 4/8 (" not in text  # no plain lines under a bar
+
+
+def test_validation_line_shows_each_generation():
+    out = io.StringIO()
+    progress = StepProgress(max_steps=8, every=4, stream=out)
+    metrics = {"val/loss": torch.tensor(2.25), "val/loss_gen1": torch.tensor(2.0), "val/loss_gen2": torch.tensor(3.5)}
+    trainer = SimpleNamespace(is_global_zero=True, global_step=6, sanity_checking=False, callback_metrics=metrics,
+                              datamodule=SimpleNamespace(val_names=["val/loss", "val/loss_gen1", "val/loss_gen2"]))
+    progress.on_validation_end(trainer, SimpleNamespace(tokens_seen=0))
+    assert out.getvalue() == "step 6: val/loss 2.2500 (gen1 2.0000, gen2 3.5000)\n"

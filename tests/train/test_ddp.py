@@ -31,6 +31,8 @@ def test_ddp_gloo_two_processes_preempt_and_resume(token_data, tmp_path):
     ckpt = safe_load(tmp_path / "checkpoints" / "last.ckpt")
     sampler = ckpt["PretrainDataModule"]["sampler"]
     assert sampler["world_size"] == 2 and sampler["consumed"] == 2 * 4  # 2 steps x batch 4 per rank
+    # every rank counts the whole step's tokens per corpus generation: 2 steps x 2 ranks x batch 4 x 32
+    assert ckpt["biogpt_meta"]["data_generations"] == {"1": 2 * 2 * 4 * 32}
 
     second = _launch(tiny_overrides(token_data, tmp_path, 4, ddp))
     assert second.returncode == 0, second.stderr[-3000:]
