@@ -65,7 +65,8 @@ def load_model(checkpoint_path: str | Path, map_location: str | torch.device = "
 
     info: step, tokens_seen, task, model_config (dict), config (the scrubbed training config),
     tokenizer_path, checkpoint, data_manifest (absolute path of the data_prep manifest.json the run
-    read its data and tokenizer from, or None when the checkpoint does not say).
+    read its data and tokenizer from, or None when the checkpoint does not say), data_generations
+    (tokens trained on per corpus generation, {"1": n, ...}; None when the checkpoint has no record).
     """
     from model import Decoder, ModelConfig
 
@@ -87,7 +88,8 @@ def load_model(checkpoint_path: str | Path, map_location: str | torch.device = "
             break
     info = {"step": ckpt.get("global_step", 0), "tokens_seen": meta.get("tokens_seen", 0),
             "task": meta.get("task"), "model_config": meta["model_config"], "config": meta.get("config", {}),
-            "tokenizer_path": tok_path, "checkpoint": str(path), "data_manifest": _data_manifest(meta)}
+            "tokenizer_path": tok_path, "checkpoint": str(path), "data_manifest": _data_manifest(meta),
+            "data_generations": meta.get("data_generations")}
     return model, tok, info
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from common.config import ConfigError
@@ -26,7 +27,7 @@ CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 @hydra.main(config_path=CONF_DIR, config_name="prep", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
-        run(cfg)
+        run(cfg, list(HydraConfig.get().overrides.task))  # append=true: the keys the user set
     except (ConfigError, PrepError, LockedError) as e:
         fail(e)
     except OSError as e:

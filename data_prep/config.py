@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -276,3 +276,34 @@ def hashed_config(cfg: PrepConfig | DictConfig) -> dict:
 def config_hash(cfg: PrepConfig | DictConfig) -> str:
     """sha256 of `hashed_config`."""
     return hashlib.sha256(json.dumps(hashed_config(cfg), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def default_hashed_config() -> dict:
+    """`hashed_config` of the schema defaults, without the source (it has no default) and with the
+    default tokenizer group's (conf/prep.yaml: bpe). What `append=true` compares a config passed to
+    `run(cfg)` with to tell the keys its caller set (pipeline/append.py)."""
+    d: dict[str, Any] = {}
+    for f in dataclasses.fields(PrepConfig):
+        if f.name in RUN_ONLY_KEYS or f.name in ("source", "tokenizer"):
+            continue
+        value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        d[f.name] = plain(value) if dataclasses.is_dataclass(value) else value
+    d["tokenizer"] = {k: v for k, v in plain(BpeTokenizerConfig()).items() if k != "path"}
+    d["shards"] = {k: v for k, v in d["shards"].items() if k != "processes"}
+    return json.loads(json.dumps(d, sort_keys=True, default=str))
+
+
+# The config groups of conf/prep.yaml. `tokenizer=pretrained` on the command line chooses a schema,
+# i.e. sets the key naming it; the groups' YAML files set nothing else.
+GROUP_KEYS = {"source": "source.name", "tokenizer": "tokenizer.kind"}
+
+
+def override_keys(overrides: Iterable[str]) -> frozenset[str]:
+    """The dotted keys that Hydra command-line overrides set: `filter.min_words=30`, `+a.b=1`, `~a.b`,
+    `tokenizer=bpe` (-> tokenizer.kind); Hydra's own (`hydra.*`, `hydra/...`) are left out."""
+    keys = set()
+    for o in overrides:
+        key = str(o).split("=", 1)[0].lstrip("+~").split("@", 1)[0].strip()
+        if key and key != "hydra" and not key.startswith(("hydra.", "hydra/")):
+            keys.add(GROUP_KEYS.get(key, key))
+    return frozenset(keys)

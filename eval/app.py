@@ -112,9 +112,9 @@ def _scored(s: Settings) -> tuple[dict, list[dict]]:
 
 
 def _perplexity(s: Settings) -> dict:
+    from data_prep.tokens.shards import manifest_generations
     from eval import contamination
     from eval.modeling import load  # torch
-    from data_prep.tokens.shards import manifest_generations
     from eval.perplexity import evaluate, evaluate_generations, open_shards
 
     loaded = load(s.checkpoint, s.cfg.device, str(s.cfg.dtype))

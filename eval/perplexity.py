@@ -75,11 +75,16 @@ def evaluate(loaded: Loaded, shards, block_size: int, batch_size: int, max_windo
 def evaluate_generations(loaded: Loaded, manifest: Path, split: str, generations: list[int], block_size: int,
                          batch_size: int, max_windows: int | None = None, progress: bool = True) -> dict[str, dict]:
     """results.json's `by_generation`: each generation's live documents of `split` scored on their
-    own (windows restart at the generation's first token), so old and new documents compare."""
+    own (windows restart at the generation's first token), so old and new documents compare. With
+    the checkpoint's `data_generations` record (tokens it trained on per generation, train/), each
+    entry also has `trained_tokens` (0 for a generation it never trained on); without one, none."""
+    record = loaded.info.get("data_generations")
     out: dict[str, dict] = {}
     for g in generations:
         view = open_shards(manifest, split, [g])
         entry: dict = {"documents": view.num_documents, "retired_documents": view.retired_documents}
+        if isinstance(record, dict):
+            entry["trained_tokens"] = int(record.get(str(g), 0))
         if view.num_documents == 0:  # a small update may put no document in the val split
             entry["skipped"] = f"no live documents in the {split} split"
         elif view.num_tokens - 1 < block_size:

@@ -40,13 +40,17 @@ def markdown(results: dict) -> str:
         lines += [f"| {k} | {v} |" for k, v in results["counts"].items()]
     by_gen = results.get("by_generation")
     if by_gen:
+        # trained tokens: what the checkpoint trained on per generation (its data_generations record)
+        trained = any("trained_tokens" in m for m in by_gen.values())
+        head = ["generation", "bits/byte", *(["trained tokens"] if trained else []), "nll/token", "perplexity",
+                "tokens", "documents", "retired"]
         lines += ["", f"Per corpus generation ({results.get('split', 'val')} split, live documents only):", "",
-                  "| generation | bits/byte | nll/token | perplexity | tokens | documents | retired |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for g, m in by_gen.items():
-            scores = (f"{m['bits_per_byte']:.4f} | {m['nll_per_token']:.4f} | {m['perplexity']:.2f} | {m['tokens']}"
-                      if "bits_per_byte" in m else f"{m['skipped']} | | | ")
-            lines.append(f"| {g} | {scores} | {m['documents']} | {m['retired_documents']} |")
+            seen = [str(m.get("trained_tokens", ""))] if trained else []
+            scores = ([f"{m['bits_per_byte']:.4f}", *seen, f"{m['nll_per_token']:.4f}", f"{m['perplexity']:.2f}",
+                       str(m["tokens"])] if "bits_per_byte" in m else [m["skipped"], *seen, "", "", ""])
+            lines.append("| " + " | ".join([g, *scores, str(m["documents"]), str(m["retired_documents"])]) + " |")
     for g in results.get("generations", []):
         lines += ["", f"**Prompt {g['id']}**: {g['prompt']}", "", "> " + g["generation"].replace("\n", "\n> ")]
     return "\n".join(lines) + "\n"

@@ -17,7 +17,8 @@ take. They are composed here first (so a typo fails now, not after a day in the 
             fetch), then prep_merge.sbatch (afterok the whole array); --cpus-per-task = workers.
             Logs: <out_dir>/slurm/.
   refresh   one cycle of continued pretraining (docs/slurm.md): prep_append.sbatch (the source's
-            new files -> the next generation of task.data_dir), then pretrain.sbatch with
+            new files -> the next generation of task.data_dir, every other setting from the corpus's
+            config; a --prep override contradicting it fails here), then pretrain.sbatch with
             task.init_from = <run_dir>/latest's last.ckpt (or --init-from) in run_dir=<run_dir>/<cycle>
             (afterok), then refresh_eval.sbatch (afterok): perplexity per generation of the new and
             the previous model, then <run_dir>/latest -> the cycle. Logs: <run_dir>/<cycle>/.
@@ -142,6 +143,22 @@ def validate(config_name: str, cfg: Any) -> None:
             build_config(cfg)
         except (PrepError, ValueError) as e:
             raise SubmitError(str(e)) from None
+
+
+def validate_append(cfg: Any, overrides: Sequence[str]) -> None:
+    """An append's overrides against the corpus in out_dir, when it holds one already: the job takes
+    every setting it is not given from the corpus's config and refuses one given another value
+    (data_prep/pipeline/append.py), so such a value fails now, naming its key, not in the queue."""
+    from data_prep.config import build_config
+    from data_prep.errors import PrepError
+    from data_prep.pipeline.append import append_config
+
+    try:
+        built = build_config(cfg)
+        if (built.out_path / "manifest.json").is_file():
+            append_config(built, overrides)
+    except (PrepError, ValueError) as e:
+        raise SubmitError(str(e)) from None
 
 
 def _positive_int(value: Any, key: str) -> int:
@@ -273,7 +290,9 @@ def plan_refresh(overrides: Sequence[str], site_args: Sequence[str], prep: Seque
     # the default source comes whole: another source (--prep=source=...) brings its own settings
     defaults = REFRESH_PREP if "source" not in _override_keys(prep) else ()
     prep = [*defaults, *(o for o in prep if not o.startswith("out_dir=")), f"out_dir={data}"]
-    validate("prep", compose("prep", [*prep, "append=true"]))
+    prep_cfg = compose("prep", [*prep, "append=true"])
+    validate("prep", prep_cfg)
+    validate_append(prep_cfg, [*prep, "append=true"])  # prep_append.sbatch adds append=true
     if eval_overrides:  # a misspelt key fails now; the checkpoint itself does not exist yet
         compose("eval", ["task=perplexity", *eval_overrides])
     common = [f"--chdir={os.getcwd()}", *site_args]

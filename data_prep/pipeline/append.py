@@ -2,9 +2,10 @@
 
     python -m data_prep source=pubmed_updates source.after=corpus out_dir=<corpus> append=true
 
-The corpus's own config (`manifest["config"]`) governs everything but the source: an append whose
-other settings differ is refused naming the first such key, and the corpus's tokenizer is used as
-it is (its sha256 checked). Files of generation g: pipeline/generations.py. Stages, each redone
+The corpus's own config (`manifest["config"]`) governs everything but the source and the run keys:
+a setting not given on the command line is taken from it (so the command above is the whole weekly
+command whatever the first run set), one given with another value is refused naming the key
+(`corpus_config`), and the corpus's tokenizer is used as it is (its sha256 checked). Files of generation g: pipeline/generations.py. Stages, each redone
 whole unless its marker records the same upstream outputs, like a plain run's:
 
   inputs   the source's files minus those already in the corpus (same name and sha256, or the
@@ -42,6 +43,7 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -55,7 +57,14 @@ from tqdm import tqdm
 
 from common.atomic import atomic_path, atomic_write_bytes, atomic_write_json, remove_stale_temps
 from common.config import ConfigError
-from data_prep.config import PrepConfig, Stage, hashed_config
+from data_prep.config import (
+    PrepConfig,
+    Stage,
+    build_config,
+    default_hashed_config,
+    hashed_config,
+    override_keys,
+)
 from data_prep.errors import PrepError
 from data_prep.pipeline.generations import (
     SPLITS,
@@ -90,10 +99,11 @@ from data_prep.pipeline.summary import length_histogram, print_generation_summar
 from data_prep.sources import InputFile
 from data_prep.sources.config import AFTER_CORPUS, PubmedSource
 from data_prep.sources.local import order_key
+from data_prep.structured import plain
 from data_prep.text.decontam import load_eval_sets
 from data_prep.text.dedup import DedupConfig, DedupKey, cross_source_rule, dedup_key, pmid_number, text_hash
 from data_prep.tokens.shards import IDX_DTYPE, split_of
-from data_prep.tokens.tokenizer import load_tokenizer
+from data_prep.tokens.tokenizer import TOKENIZER_SCHEMAS, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -147,40 +157,112 @@ def load_corpus(out: Path) -> Corpus:
 _ABSENT = object()
 
 
-def _first_difference(old: Any, new: Any, key: str = "") -> tuple[str, Any, Any] | None:
+def _differences(old: Any, new: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any, Any]]:
+    """(path, old value, new value) of every leaf where two nested mappings differ, in sorted key order."""
     if isinstance(old, dict) and isinstance(new, dict):
-        for k in sorted(set(old) | set(new)):
-            d = _first_difference(old.get(k, _ABSENT), new.get(k, _ABSENT), f"{key}.{k}" if key else k)
-            if d is not None:
-                return d
-        return None
-    return None if old == new else (key, old, new)
+        return [d for k in sorted(set(old) | set(new))
+                for d in _differences(old.get(k, _ABSENT), new.get(k, _ABSENT), (*path, k))]
+    return [] if old == new else [(path, old, new)]
+
+
+def _lookup(d: Any, path: tuple[str, ...]) -> Any:
+    for k in path:
+        if not isinstance(d, dict) or k not in d:
+            return _ABSENT
+        d = d[k]
+    return d
 
 
 def _shown(value: Any) -> str:
     return "not set" if value is _ABSENT else repr(value)
 
 
-def check_append_config(cfg: PrepConfig, manifest: dict, out: Path) -> None:
-    """ConfigError naming the first key (other than the source) whose value differs from the corpus's."""
+def _key(path: tuple[str, ...]) -> str:
+    return ".".join(path)
+
+
+def _stored_config(manifest: dict, out: Path) -> dict:
     old = manifest.get("config")
     if not isinstance(old, dict):
         raise PrepError(f"{out}/manifest.json records no config (an older version wrote it): rebuild the corpus "
                         "with this version before appending to it")
+    return {k: v for k, v in old.items() if k != "source"}
+
+
+def _refused(key: str, now: Any, was: Any, out: Path) -> ConfigError:
+    return ConfigError(key, f"is {_shown(now)} here but {_shown(was)} in the corpus in {out}: an append takes every "
+                            "setting but the source and the run keys from the corpus's config (cleaning, filters, "
+                            "dedup, decontamination, split, tokenizer, shards); leave it off the command line, or give the "
+                            "corpus's value")
+
+
+def check_append_config(cfg: PrepConfig, manifest: dict, out: Path) -> None:
+    """ConfigError naming the first key (other than the source) whose value differs from the corpus's."""
     new = hashed_config(cfg)
-    diff = _first_difference({k: v for k, v in old.items() if k != "source"},
-                             {k: v for k, v in new.items() if k != "source"})
-    if diff is not None:
-        key, was, now = diff
-        raise ConfigError(key, f"is {_shown(now)} here but {_shown(was)} in the corpus in {out}: an append keeps the "
-                               "corpus's config (cleaning, filters, dedup, decontamination, split, tokenizer, "
-                               "shards); only the source and run keys may change, so pass the first run's value")
+    diffs = _differences(_stored_config(manifest, out), {k: v for k, v in new.items() if k != "source"})
+    if diffs:
+        path, was, now = diffs[0]
+        raise _refused(_key(path), now, was, out)
 
 
-def check_append_out_dir(cfg: PrepConfig) -> None:
-    """What `python -m data_prep ... append=true` checks before Hydra writes into out_dir (reads only)."""
+def _user_set(overrides: Sequence[str] | None, new: dict):
+    """Whether the user set a key (path): named by one of Hydra's command-line `overrides` (or a
+    section above or below it); with overrides=None (a config given to `run(cfg)`, which keeps no
+    record of what its caller set), when its value differs from the schema default."""
+    if overrides is not None:
+        keys = [tuple(k.split(".")) for k in override_keys(overrides)]
+        return lambda path: any(path[:len(k)] == k or k[:len(path)] == path for k in keys)
+    defaults = default_hashed_config()
+    return lambda path: _lookup(defaults, path) != _lookup(new, path)
+
+
+def _corpus_tokenizer_config(stored: dict, manifest: dict, out: Path) -> dict:
+    """The corpus's tokenizer section whole (another tokenizer kind than this config's); a pretrained
+    one's path, not recorded, is the corpus's tokenizer file, which an append encodes with anyway."""
+    tok = dict(stored.get("tokenizer") or {})
+    schema = TOKENIZER_SCHEMAS.get(tok.get("kind"))
+    if schema is not None and any(f.name == "path" for f in dataclasses.fields(schema)):
+        tok["path"] = str(out / manifest["tokenizer"]["path"])
+    return tok
+
+
+def corpus_config(cfg: PrepConfig, manifest: dict, out: Path, overrides: Sequence[str] | None = None) -> PrepConfig:
+    """The config an append runs with: the corpus's (`manifest["config"]`) for every key but the source
+    and the run keys, unless the user set it; a key the user set to another value is refused
+    (ConfigError naming it). Which keys the user set: `_user_set`. The result's hashed config (the
+    source aside) is the corpus's, so the corpus keeps one config hash across generations."""
+    stored = _stored_config(manifest, out)
+    new = hashed_config(cfg)
+    diffs = _differences(stored, {k: v for k, v in new.items() if k != "source"})
+    if not diffs:
+        return cfg
+    user_set = _user_set(overrides, new)
+    for path, was, now in diffs:
+        if user_set(path):
+            raise _refused(_key(path), now, was, out)
+    values = plain(cfg)
+    taken = [f"{_key(path)}={_shown(was)}" for path, was, _ in diffs]
+    if any(path == ("tokenizer", "kind") for path, _, _ in diffs):  # another schema: the corpus's whole section
+        values["tokenizer"] = _corpus_tokenizer_config(stored, manifest, out)
+        diffs = [d for d in diffs if d[0][0] != "tokenizer"]
+    for path, was, now in diffs:
+        if was is _ABSENT:
+            raise ConfigError(_key(path), f"is {_shown(now)} here but the corpus in {out} does not record it (an "
+                                          "older version built it), so its value there is unknown: rebuild the "
+                                          "corpus with this version to append to it")
+        parent = values
+        for k in path[:-1]:
+            parent = parent[k]
+        parent[path[-1]] = was
+    log.info("append: from the corpus's config: %s", ", ".join(taken))
+    return build_config(values)
+
+
+def append_config(cfg: PrepConfig, overrides: Sequence[str] | None = None) -> PrepConfig:
+    """`corpus_config` for the corpus in cfg.out_dir (reads only): what `python -m data_prep ...
+    append=true` checks before Hydra writes into out_dir, and then runs with."""
     corpus = load_corpus(cfg.out_path)
-    check_append_config(cfg, corpus.manifest, cfg.out_path)
+    return corpus_config(cfg, corpus.manifest, cfg.out_path, overrides)
 
 
 def corpus_tokenizer(corpus: Corpus) -> tuple[Tokenizer, str]:
@@ -774,7 +856,7 @@ def run_append(cfg: PrepConfig, t0: float) -> dict | None:
         remove_stale_temps(out)
     finished = finish_pending_commit(out) if alone else None
     corpus = load_corpus(out)
-    check_append_config(cfg, corpus.manifest, out)
+    check_append_config(cfg, corpus.manifest, out)  # cfg comes from append_config (driver): a guard
     tok, tok_sha = corpus_tokenizer(corpus)
     inputs, src_quarantined = resolve_input_files(append_source(cfg, corpus))
     plan = plan_inputs(corpus, inputs)

@@ -29,6 +29,7 @@ import errno
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from common.config import ConfigError
 from common.lock import LockedError, ensure_unlocked, run_lock
 from data_prep.config import PrepConfig, Stage, build_config, config_hash, hashed_config
 from data_prep.errors import PrepError
-from data_prep.pipeline.append import appended_state, check_append_out_dir, drop_appended, run_append
+from data_prep.pipeline.append import append_config, appended_state, drop_appended, run_append
 from data_prep.pipeline.generations import with_generations
 from data_prep.pipeline.inputs import check_listed_inputs, input_entries, inputs_changed, resolve_input_files
 from data_prep.pipeline.manifest import build_manifest, check_out_dir, claim_out_dir, write_manifest
@@ -73,14 +74,18 @@ def shares_out_dir(cfg: PrepConfig) -> bool:
     return cfg.task.count > 1
 
 
-def run(cfg: Any) -> dict | None:
-    """Run the configured stage(s); return the manifest when the run got that far."""
+def run(cfg: Any, overrides: Sequence[str] | None = None) -> dict | None:
+    """Run the configured stage(s); return the manifest when the run got that far.
+
+    `overrides`: the command line's Hydra overrides (`python -m data_prep` passes them). With
+    append=true they tell the keys the user set from the ones the corpus's config supplies
+    (append.corpus_config); without them a key set to another value than its default counts as set."""
     t0 = time.time()
     cfg = build_config(cfg)
     shared = shares_out_dir(cfg)
     with run_lock(cfg.out_path, APP, shared=shared):
         try:
-            return _run(cfg, t0)
+            return _run(cfg, t0, overrides)
         except BaseException:
             if not shared:  # this run alone writes here: every temp file is a partial file of it
                 remove_stale_temps(cfg.out_path)
@@ -110,9 +115,11 @@ def warn_decontam_off(cfg: PrepConfig) -> None:
               f"`python -m eval.data fetch out_dir=<dir>` and set {EVAL_ENV}=<dir>", file=sys.stderr, flush=True)
 
 
-def _run(cfg: PrepConfig, t0: float) -> dict | None:
+def _run(cfg: PrepConfig, t0: float, overrides: Sequence[str] | None = None) -> dict | None:
+    if cfg.append:  # a new generation of the corpus in out_dir, with its config (pipeline/append.py)
+        cfg = append_config(cfg, overrides)
     warn_decontam_off(cfg)
-    if cfg.append:  # a new generation of the corpus in out_dir (pipeline/append.py)
+    if cfg.append:
         return run_append(cfg, t0)
     chash = config_hash(cfg)
     claim_out_dir(cfg.out_path, chash, cfg.overwrite)
@@ -216,7 +223,7 @@ class CheckConfig(Callback):
         try:
             cfg = build_config(config)
             if cfg.append:  # the corpus's config, not run.json's hash, decides (the source may differ)
-                check_append_out_dir(cfg)
+                append_config(cfg, list(config.hydra.overrides.task))
             else:
                 check_out_dir(cfg.out_path, config_hash(cfg), cfg.overwrite)
             ensure_unlocked(cfg.out_path, shared=shares_out_dir(cfg))

@@ -57,6 +57,43 @@ def test_each_generation_is_scored_on_its_live_documents(tiny_checkpoint, two_ge
     assert saved["by_generation"]["2"]["tokens"] == by["2"]["tokens"]
 
 
+@pytest.fixture(scope="module")
+def recorded_checkpoint(tiny_checkpoint, tmp_path_factory):
+    """The tiny checkpoint with the record `python -m train` keeps: tokens trained per generation."""
+    from common.checkpoint import atomic_torch_save, safe_load
+
+    run_dir = tmp_path_factory.mktemp("recorded") / "run"
+    shutil.copytree(tiny_checkpoint.parent.parent, run_dir)
+    ckpt = safe_load(tiny_checkpoint)
+    ckpt["biogpt_meta"]["data_generations"] = {"1": 40960}  # trained on generation 1 only
+    atomic_torch_save(ckpt, run_dir / "checkpoints" / "last.ckpt")
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+def test_tokens_trained_per_generation_are_shown_beside_its_scores(recorded_checkpoint, tiny_checkpoint,
+                                                                   two_generations, tmp_path):
+    from common.checkpoint import load_model
+
+    assert load_model(recorded_checkpoint)[2]["data_generations"] == {"1": 40960}
+    assert load_model(tiny_checkpoint)[2]["data_generations"] is None
+    args = [f"task.data_dir={two_generations}", "task.block_size=32", "task.max_windows=2"]
+    r = run(compose(["task=perplexity", f"checkpoint={recorded_checkpoint}", f"out_dir={tmp_path / 'a'}", *args]))
+    by = r["by_generation"]
+    assert by["1"]["trained_tokens"] == 40960 and by["2"]["trained_tokens"] == 0  # generation 2: new to it
+    saved = json.loads((tmp_path / "a" / "results.json").read_text())["by_generation"]
+    assert [saved[g]["trained_tokens"] for g in ("1", "2")] == [40960, 0]
+    md = (tmp_path / "a" / "results.md").read_text()
+    assert "| generation | bits/byte | trained tokens | nll/token |" in md
+    assert f"| 1 | {by['1']['bits_per_byte']:.4f} | 40960 | {by['1']['nll_per_token']:.4f} |" in md
+    assert f"| 2 | {by['2']['bits_per_byte']:.4f} | 0 |" in md
+    # a checkpoint without the record: the same table without the column, no error
+    plain = run(compose(["task=perplexity", f"checkpoint={tiny_checkpoint}", f"out_dir={tmp_path / 'b'}", *args]))
+    assert all("trained_tokens" not in m for m in plain["by_generation"].values())
+    assert {g: m["bits_per_byte"] for g, m in plain["by_generation"].items()} == \
+           pytest.approx({g: m["bits_per_byte"] for g, m in by.items()})
+    assert "trained tokens" not in (tmp_path / "b" / "results.md").read_text()
+
+
 def test_a_generation_too_short_for_a_window_is_reported_not_scored(tiny_checkpoint, two_generations, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(two_generations, data)

@@ -140,7 +140,7 @@ def test_scrontab_line_submits_a_valid_cycle(root, tmp_path, capsys):
     assert len(lines) == 3 and f"run_dir={root}/" in lines[1] and "prep_append.sbatch" in lines[0]
 
 
-# prep settings of generation 1 (an append must repeat them: the corpus's config governs it)
+# prep settings of generation 1 (an append takes them from the corpus; repeating them is allowed)
 CLUSTER_PREP = ["source=local", "tokenizer.vocab_size=600", "split.val_fraction=0.1", "progress=false",
                 "summary.histogram=false", "summary.print=false", "decontam.enabled=false", "source.follow_symlinks=true"]
 
