@@ -44,7 +44,7 @@ from common.atomic import atomic_open, atomic_write_json, atomic_write_text  # n
 SHARED = ROOT.parent / "shared" / "data"
 CORPUS = SHARED / "corpus"
 PUBTATOR = SHARED / "biogpt" / "BC5CDR" / "CDR_Data" / "CDR.Corpus.v010516" / "CDR_TestSet.PubTator.txt"
-ARMS = ("base", "char", "term", "hybrid", "local", "local_hybrid", "hybrid_gate", "hybrid_out")
+ARMS = ("base", "char", "term", "hybrid", "local", "local_hybrid", "char_out", "hybrid_gate", "hybrid_out")
 MICRO_ARMS = ("base", "hybrid")
 # (results key, eval set, label) rows of the table and of the span bar chart
 EVAL_SETS = ("heldout", "heldout_chem", "bc5cdr", "pmc_long")

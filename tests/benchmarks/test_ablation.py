@@ -42,7 +42,7 @@ def test_arms_differ_only_in_embedding_stages_and_attention():
     expected = {"base": (None, False, False, 0.0, False), "char": (None, True, False, 0.0, False),
                 "term": (None, False, True, 0.0, False), "hybrid": (None, True, True, 0.0, False),
                 "local": (64, False, False, 0.0, False), "local_hybrid": (64, True, True, 0.0, False),
-                "hybrid_gate": (None, True, True, 0.3, False), "hybrid_out": (None, True, True, 0.3, True)}
+                "char_out": (None, True, False, 0.3, True), "hybrid_gate": (None, True, True, 0.3, False), "hybrid_out": (None, True, True, 0.3, True)}
     assert set(expected) == set(ablation.ARMS) == {p.stem for p in (ablation.ROOT / "conf/experiment/ablation").glob("[!_]*.yaml")}
     common = None
     arm_keys = ("window", "char_stage", "term_stage", "gate_init", "char_output")
