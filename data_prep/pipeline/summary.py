@@ -34,12 +34,7 @@ def print_summary(manifest: dict, seconds: float, out_dir: Path) -> None:
         rows.append((f"{split}: documents / tokens", f"{s['documents']:,} / {s['tokens']:,}"))
     rows.append(("vocabulary", manifest["tokenizer"]["vocab_size"]))
     rows.append(("time", f"{seconds:,.1f} s"))
-    for k, v in rows:
-        t.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
-    console = Console()
-    console.print(t)
-    for q in manifest["quarantined"]:
-        console.print(f"[yellow]quarantined[/yellow] {q['path']}: {q['reason']}")
+    _print_table(t, rows, manifest["quarantined"])
 
 
 def print_generation_summary(manifest: dict, generation: int, seconds: float, out_dir: Path) -> None:
@@ -67,11 +62,15 @@ def print_generation_summary(manifest: dict, generation: int, seconds: float, ou
     for split, s in manifest["live"].items():
         rows.append((f"{split}: live documents / tokens", f"{s['documents']:,} / {s['tokens']:,}"))
     rows.append(("time", f"{seconds:,.1f} s"))
+    _print_table(t, rows, g["quarantined"])
+
+
+def _print_table(t: Table, rows: list[tuple[str, object]], quarantined: list[dict]) -> None:
     for k, v in rows:
         t.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
     console = Console()
     console.print(t)
-    for q in g["quarantined"]:
+    for q in quarantined:
         console.print(f"[yellow]quarantined[/yellow] {q['path']}: {q['reason']}")
 
 

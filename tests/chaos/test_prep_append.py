@@ -5,9 +5,7 @@ uninterrupted one, with no temp file left behind."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 from pathlib import Path
 
 import pytest
@@ -19,11 +17,10 @@ from tests.data_prep.conftest import (
     BASE_PMIDS,
     abstract_text,
     citation,
+    kill_at,
     prep_cli,
-    prep_popen,
     pubmed_file,
     run_prep,
-    wait_for_line,
     write_generated_pubmed,
 )
 
@@ -73,15 +70,6 @@ def corpus(tmp_path_factory) -> dict:
     manifest = run_prep([f"source.path={root / 'gen2'}", f"out_dir={reference}", "append=true", *ARGS])
     assert manifest["generations"][1]["counts"]["retired"] == 3  # revised, re-issued, deleted
     return {"root": root, "gen1": gen1, "reference": reference}
-
-
-def kill_at(args: list[str], point: str) -> None:
-    p = prep_popen(args, env={"DATA_PREP_PAUSE_AT": point})
-    try:
-        wait_for_line(p, f"paused at {point}")
-    finally:
-        os.killpg(p.pid, signal.SIGKILL)  # the run and its workers
-        p.wait()
 
 
 @pytest.mark.slow

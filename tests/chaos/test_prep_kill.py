@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.conftest import FAST, check_same_as_reference, write_good_corpus
-from tests.data_prep.conftest import prep_cli, prep_popen, run_prep, wait_for_line
+from tests.data_prep.conftest import kill_at, prep_cli, prep_popen, run_prep
 
 pytestmark = pytest.mark.chaos
 
@@ -37,15 +37,6 @@ def corpus(tmp_path_factory) -> tuple[Path, Path]:
     write_good_corpus(root / "in")
     run_prep([f"source.path={root / 'in'}", f"out_dir={root / 'reference'}", *ARGS])
     return root / "in", root / "reference"
-
-
-def kill_at(args: list[str], point: str) -> None:
-    p = prep_popen(args, env={"DATA_PREP_PAUSE_AT": point})
-    try:
-        wait_for_line(p, f"paused at {point}")
-    finally:
-        os.killpg(p.pid, signal.SIGKILL)  # the run and its workers
-        p.wait()
 
 
 @pytest.mark.slow

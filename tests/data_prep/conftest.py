@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +62,16 @@ def wait_for_line(p: subprocess.Popen, text: str) -> list[str]:
         if text in line:
             return seen
     raise AssertionError(f"the run ended before printing {text!r} (rc={p.wait()}):\n{''.join(seen)[-3000:]}")
+
+
+def kill_at(args: list[str], point: str) -> None:
+    """Start `python -m data_prep <args>` paused at pause point `point`, then kill -9 it and its workers."""
+    p = prep_popen(args, env={"DATA_PREP_PAUSE_AT": point})
+    try:
+        wait_for_line(p, f"paused at {point}")
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)  # the run and its workers
+        p.wait()
 
 
 def output_bytes(out_dir: Path) -> dict[str, str]:
