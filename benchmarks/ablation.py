@@ -1,6 +1,7 @@
 """Architecture ablation (issue 12): hybrid embedding stages and local attention on real text.
 
-    python benchmarks/ablation.py run --seeds 3          # prepare (once) + train + eval every arm x seed + summarize
+    python benchmarks/ablation.py run --seeds 3          # prepare (once) + train + eval the core arms x seeds + summarize
+    python benchmarks/ablation.py run --seeds 3 --arms char_out   # a design variant, into the same table
     python benchmarks/ablation.py run --micro            # smoke test: 1 seed, 2 arms, 20 steps, small data (~3 min)
     python benchmarks/ablation.py summarize --out runs/ablation
 
@@ -8,8 +9,8 @@ Steps (each skips what is already done, so a rerun resumes):
 1. prepare: ../shared/data/corpus -> <out>/data, a data_prep-layout folder (manifest.json, tokenizer/,
    shards/train|val). Documents go to val ("held out") by data_prep's own hash of their id
    (`data_prep.tokens.shards.split_of`), so documents with chemical spans fall in both parts
-   (checked). `data_prep`'s `source=local` does not read JSONL yet, so this script writes the
-   folder with data_prep's tokenizer trainer and ShardWriter. Beside it: heldout.jsonl.gz (the
+   (checked). The script writes the folder itself with data_prep's tokenizer trainer and
+   ShardWriter (not `python -m data_prep`, whose filters and dedup would change the corpus). Beside it: heldout.jsonl.gz (the
    first --heldout-docs held-out documents in hash order: validation, rare-word and numeric bits
    per byte), heldout_chem.jsonl.gz (every held-out document with gold chemical spans, with
    them: chemical-span bits per byte), bc5cdr_test.jsonl.gz
@@ -44,7 +45,10 @@ from common.atomic import atomic_open, atomic_write_json, atomic_write_text  # n
 SHARED = ROOT.parent / "shared" / "data"
 CORPUS = SHARED / "corpus"
 PUBTATOR = SHARED / "biogpt" / "BC5CDR" / "CDR_Data" / "CDR.Corpus.v010516" / "CDR_TestSet.PubTator.txt"
-ARMS = ("base", "char", "term", "hybrid", "local", "local_hybrid", "char_out", "hybrid_gate", "hybrid_out")
+CORE_ARMS = ("base", "char", "term", "hybrid", "local", "local_hybrid")  # what `run` trains by default
+# design variants tried after the core arms (issue 12 "make the design earn its place"): `run --arms ...`
+DESIGN_ARMS = ("char_out", "hybrid_gate", "hybrid_out")
+ARMS = CORE_ARMS + DESIGN_ARMS
 MICRO_ARMS = ("base", "hybrid")
 # (results key, eval set, label) rows of the table and of the span bar chart
 EVAL_SETS = ("heldout", "heldout_chem", "bc5cdr", "pmc_long")
@@ -411,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="prepare + train + eval every arm x seed + summarize")
     r.add_argument("--out", type=Path, default=None, help="default runs/ablation (runs/ablation_micro with --micro)")
     r.add_argument("--seeds", type=int, default=3)
-    r.add_argument("--arms", nargs="+", choices=ARMS, default=None)
+    r.add_argument("--arms", nargs="+", choices=ARMS, default=None,
+                   help=f"default: the core arms {', '.join(CORE_ARMS)}; design variants: {', '.join(DESIGN_ARMS)}")
     r.add_argument("--micro", action="store_true", help="smoke test: 1 seed, arms base+hybrid, 20 steps, 1,500 docs")
     r.add_argument("--corpus", type=Path, default=CORPUS)
     r.add_argument("--val-fraction", type=float, default=0.05)
@@ -428,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
             print(summarize(a.out))
             return 0
         out = a.out or ROOT / "runs" / ("ablation_micro" if a.micro else "ablation")
-        arms = a.arms or (MICRO_ARMS if a.micro else ARMS)
+        arms = a.arms or (MICRO_ARMS if a.micro else CORE_ARMS)
         seeds = 1 if a.micro else a.seeds
         max_docs = a.max_docs or (MICRO["max_docs"] if a.micro else None)
         vocab = MICRO["vocab"] if a.micro else a.vocab
