@@ -403,6 +403,72 @@ def plot(out: Path, runs: dict[str, list[dict]]) -> list[Path]:
     return [curves, bars, position]
 
 
+# -- 5. speed: interleaved training steps --------------------------------------------------------------------
+def speed(arms: tuple[str, ...], repeats: int, warmup: int, json_path: Path | None,
+          data: Path = ROOT / "runs" / "ablation" / "data") -> dict:
+    """Training-step speed of each arm's model relative to `base`, the steps interleaved round by round
+    (benchmarks/_stats.py), so the load other jobs put on the machine hits every arm alike: the
+    ablation's own tokens/s column is taken from runs that ran at different times, under different load.
+    Same shape, batch and data as the runs: 4 x 512 tokens of the ablation's training shard, AdamW,
+    the chunked loss, torch's default threads."""
+    import argparse as _argparse
+
+    import torch
+    from _stats import Bench, interleaved, rate_ratios
+
+    from model import Decoder, ModelConfig
+    from model.loss import chunked_cross_entropy
+
+    if not (data / "manifest.json").is_file():
+        raise AblationError(f"{data}: missing; run `benchmarks/ablation.py run` (it prepares the data) first")
+    from tokenizers import Tokenizer
+
+    from data_prep.tokens.shards import TokenShards
+
+    shards = TokenShards.from_manifest(data, split="train")
+    tok = Tokenizer.from_file(str(data / "tokenizer" / "tokenizer.json"))
+    cases, models = {}, {}
+    for arm in arms:
+        cfg = _compose_arm(arm)
+        mc = {k: v for k, v in cfg.model.items() if k != "name"}
+        mc["vocab_size"] = shards.vocab_size
+        model = Decoder(ModelConfig.from_mapping(mc), seed=0)
+        model.attach_vocab([tok.decode([i]) for i in range(tok.get_vocab_size())])
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        B, T = cfg.data.batch_size, cfg.task.seq_len
+        x = torch.from_numpy(shards.window(0, B * T + 1))
+        batch = torch.stack([x[i * T: i * T + T + 1] for i in range(B)])  # (B, T + 1)
+
+        def step(model=model, opt=opt, batch=batch):
+            loss = chunked_cross_entropy(model(batch[:, :-1], return_hidden=True), model.head_weight, batch[:, 1:])
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        cases[arm], models[arm] = step, model
+    ratios = {}
+    with Bench("ablation speed", _argparse.Namespace(arms=list(arms), repeats=repeats, json=json_path)) as bench:
+        times = interleaved(cases, repeats=repeats, warmup=warmup)
+        for arm in arms:
+            bench.record(f"{arm}_step_s", times[arm])
+            bench.record(f"{arm}_params", models[arm].num_params())
+            if arm != "base":
+                ratios[arm] = bench.ratio(f"{arm} training step speed vs base", rate_ratios(times[arm], times["base"]))
+    return ratios
+
+
+def _compose_arm(arm: str):
+    from hydra import compose, initialize_config_dir
+
+    from train.config import check_experiment  # also registers the schema
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"experiment=ablation/{arm}", "run_dir=/tmp/unused"],
+                      return_hydra_config=True)
+        check_experiment(cfg)
+    return cfg
+
+
 # -- command line ----------------------------------------------------------------------------------------------
 MICRO = {"max_docs": 1500, "vocab": 2048, "eval_limit": 30, "heldout_docs": 60,
          "overrides": ["trainer.max_steps=20", "trainer.val_check_interval=10", "trainer.checkpoint_every_n_steps=20",
@@ -425,12 +491,22 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--heldout-docs", type=int, default=400, help="held-out documents scored for validation bits/byte")
     r.add_argument("--eval-limit", type=int, default=None, help="score only the first N texts of each eval set")
     r.add_argument("overrides", nargs="*", help="extra `python -m train` overrides, e.g. trainer.max_steps=300")
+    sp = sub.add_parser("speed", help="training-step speed of each arm vs base, interleaved (benchmarks/_stats.py)")
+    sp.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    sp.add_argument("--repeats", type=int, default=7)
+    sp.add_argument("--warmup", type=int, default=1)
+    sp.add_argument("--json", type=Path, default=None)
+    sp.add_argument("--out", type=Path, default=ROOT / "runs" / "ablation", help="the ablation folder (its data/)")
     s = sub.add_parser("summarize", help="table + plots from finished runs")
     s.add_argument("--out", type=Path, default=ROOT / "runs" / "ablation")
     a = ap.parse_args(argv)
     try:
         if a.cmd == "summarize":
             print(summarize(a.out))
+            return 0
+        if a.cmd == "speed":
+            arms = tuple(dict.fromkeys(["base", *a.arms]))
+            speed(arms, a.repeats, a.warmup, a.json, a.out / "data")
             return 0
         out = a.out or ROOT / "runs" / ("ablation_micro" if a.micro else "ablation")
         arms = a.arms or (MICRO_ARMS if a.micro else CORE_ARMS)

@@ -26,15 +26,7 @@ PUBTATOR = """\
 
 
 def _compose(arm: str):
-    from hydra import compose, initialize_config_dir
-
-    from train.config import check_experiment  # also registers the schema
-
-    with initialize_config_dir(config_dir=str(ablation.ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"experiment=ablation/{arm}", "run_dir=/tmp/unused"],
-                      return_hydra_config=True)
-        check_experiment(cfg)  # `python -m train` accepts the nested experiment name
-    return cfg
+    return ablation._compose_arm(arm)  # as `python -m train` composes it, nested experiment name checked
 
 
 def test_arms_differ_only_in_embedding_stages_and_attention():
@@ -154,6 +146,15 @@ def test_prepare_splits_by_id_hash_with_chem_documents_in_both_parts(tmp_path):
     assert all(t.text[s:e] == "aspirin" for t in chem_held for s, e in t.spans)
     assert [t.id for t in read_texts(tmp_path / "out" / "bc5cdr_test.jsonl.gz")] == ["pmid:111", "pmid:222"]
     assert read_word_counts(tmp_path / "out" / "word_counts.json")["aspirin"] == 30 * (300 - len(held)) // len(words)
+
+    # speed: every arm's training step, interleaved with base's, as ratios with their rounds
+    result = tmp_path / "speed.json"
+    ratios = ablation.speed(("base", "char_out"), repeats=2, warmup=0, json_path=result, data=data)
+    saved = json.loads(result.read_text())
+    assert len(saved["values"]["base_step_s"]) == 2 and len(saved["values"]["char_out_step_s"]) == 2
+    assert saved["values"]["char_out_params"] > saved["values"]["base_params"]
+    assert [r["label"] for r in saved["ratios"]] == ["char_out training step speed vs base"]
+    assert len(ratios["char_out"].values) == 2 and all(v > 0 for v in ratios["char_out"].values)
 
 
 def test_prepare_pmc_keeps_long_english_full_texts(tmp_path):
