@@ -36,7 +36,7 @@ def bench_config(preset: str, seq_len: int, backend: str, hybrid: bool = True) -
     base = ModelConfig.from_name(preset)
     return base.replace(max_seq_len=max(base.max_seq_len, seq_len), dropout=0.0, attn_dropout=0.0,
                         attn_backend=backend, char_stage=hybrid and base.char_stage,
-                        term_stage=hybrid and base.term_stage)
+                        term_stage=hybrid and base.term_stage, char_output=hybrid and base.char_output)
 
 
 def measure(preset: str = "biogpt", seq_len: int = 2048, batch: int = 8, steps: int = 10, warmup: int = 3,

@@ -173,6 +173,9 @@ def _bad(key: str, value: Any, why: str) -> None:
     raise ModelConfigError(key, f"{value!r} {why}", f"{key}={value!r} {why}")
 
 
+# The embedding the ablation measured best (`char_out`, docs/results.md "Architecture ablation").
+BEST_EMBEDDING: dict[str, Any] = dict(char_stage=True, term_stage=False, gate_init=0.3, char_output=True)
+
 # Presets describe the project's model (hybrid stages on, local attention with a global layer every
 # 4th), except biogpt_dense, BioGPT itself. `python -m train model=<name>` composes these.
 presets: dict[str, dict[str, Any]] = {
@@ -184,8 +187,11 @@ presets: dict[str, dict[str, Any]] = {
     # (BioGPT's 347M + 1,024 more learned position rows), BioGPT's dropout 0.1. Learned positions
     # (2048 + 2, fairseq's offset); local attention W=256 with a global layer every 4th. BioGPT's
     # own weights (1024 + 2 positions) load into biogpt_dense (docs/model.md).
+    # Embedding: the best-measured configuration of the architecture ablation (docs/results.md):
+    # the character stage with gates starting at 0.3 and shaping the output embedding too; the term
+    # stage off (not better alone; char + output beat char + term). Not established beyond noise.
     "biogpt": dict(vocab_size=42384, n_layer=24, n_head=16, d_model=1024, d_ff=4096, max_seq_len=2048,
-                   position="learned", dropout=0.1, attn_dropout=0.1),
+                   position="learned", dropout=0.1, attn_dropout=0.1, **BEST_EMBEDDING),
     # BioGPT itself: all-global attention, hybrid stages off, learned positions 1024 + 2 (what
     # from_hf_biogpt builds; the weight import's target); for like-for-like comparisons with microsoft/biogpt.
     "biogpt_dense": dict(vocab_size=42384, n_layer=24, n_head=16, d_model=1024, d_ff=4096, max_seq_len=1024,
@@ -194,5 +200,5 @@ presets: dict[str, dict[str, Any]] = {
     # BioGPT-Large shape (1.57B, "1.5B" in the paper) with RoPE so contexts can grow past 2,048
     # with local layers (W=512, a global layer every 4th).
     "biogpt_large": dict(vocab_size=57717, n_layer=48, n_head=25, d_model=1600, d_ff=6400,
-                         max_seq_len=2048, position="rope", window=512),
+                         max_seq_len=2048, position="rope", window=512, **BEST_EMBEDDING),
 }

@@ -76,8 +76,8 @@ def test_analytic_parameter_count_matches_instantiation(overrides):
 
 
 def test_preset_parameter_counts(capsys):
-    biogpt = count_params(ModelConfig.from_name("biogpt", char_stage=False, term_stage=False))["total"]
-    large = count_params(ModelConfig.from_name("biogpt_large", char_stage=False, term_stage=False))["total"]
+    biogpt = count_params(ModelConfig.from_name("biogpt", char_stage=False, char_output=False))["total"]
+    large = count_params(ModelConfig.from_name("biogpt_large", char_stage=False, char_output=False))["total"]
     print(f"biogpt: {biogpt / 1e6:.1f}M, biogpt_large: {large / 1e9:.3f}B")
     assert abs(biogpt - 347e6) / 347e6 < 0.02
     # BioGPT-Large is called "1.5B" in the paper; its checkpoint holds 1.57B (this shape, RoPE).
