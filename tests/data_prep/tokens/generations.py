@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from data_prep.tokens.shards import IDX_DTYPE, ShardWriter
 
@@ -72,3 +73,23 @@ def append_generation(out_dir: Path, docs: dict[str, list], retire: dict[str, li
     manifest["inputs"] = [*manifest.get("inputs", []), *entry["inputs"]]
     (out_dir / "manifest.json").write_text(json.dumps(manifest))
     return manifest
+
+
+def check_view(view, docs: list, eos: int = 2) -> None:
+    """`view` (a TokenShards) serves exactly `docs`, each followed by EOS: counts, windows across
+    shard and segment boundaries, documents, lengths, and IndexError past the end."""
+    flat = np.concatenate([np.append(d, eos) for d in docs]).astype(np.int64)
+    assert view.num_documents == len(docs) and view.num_tokens == flat.size
+    np.testing.assert_array_equal(view.window(0, flat.size), flat)
+    for start in range(0, flat.size - 37, 11):  # windows across shard and segment boundaries
+        np.testing.assert_array_equal(view.window(start, 37), flat[start:start + 37])
+    got = list(view.documents())
+    assert len(got) == len(docs)
+    for i, (a, b) in enumerate(zip(got, docs, strict=True)):
+        np.testing.assert_array_equal(a, np.append(b, eos))
+        np.testing.assert_array_equal(view.document(i), np.append(b, eos))
+    np.testing.assert_array_equal(view.document_lengths(), [d.size + 1 for d in docs])
+    with pytest.raises(IndexError):
+        view.window(flat.size - 3, 4)
+    with pytest.raises(IndexError):
+        view.document(len(docs))

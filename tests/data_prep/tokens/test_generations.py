@@ -12,7 +12,7 @@ import pytest
 from data_prep.errors import PrepError
 from data_prep.tokens.shards import ShardWriter, TokenShards
 
-from .generations import append_generation
+from .generations import append_generation, check_view
 
 EOS = 2
 
@@ -59,29 +59,12 @@ def corpus(tmp_path):
                             for g, (lo, hi) in {1: (0, 60), 2: (60, 85), 3: (85, 95)}.items()}}
 
 
-def _check_view(view: TokenShards, docs: list) -> None:
-    flat = _flat(docs)
-    assert view.num_documents == len(docs) and view.num_tokens == flat.size
-    np.testing.assert_array_equal(view.window(0, flat.size), flat)
-    for start in range(0, flat.size - 37, 11):  # windows across shard and segment boundaries
-        np.testing.assert_array_equal(view.window(start, 37), flat[start:start + 37])
-    got = list(view.documents())
-    assert len(got) == len(docs)
-    for i, (a, b) in enumerate(zip(got, docs, strict=True)):
-        np.testing.assert_array_equal(a, np.append(b, EOS))
-        np.testing.assert_array_equal(view.document(i), np.append(b, EOS))
-    np.testing.assert_array_equal(view.document_lengths(), [d.size + 1 for d in docs])
-    with pytest.raises(IndexError):
-        view.window(flat.size - 3, 4)
-    with pytest.raises(IndexError):
-        view.document(len(docs))
-
 
 def test_default_view_serves_every_live_document_and_no_retired_one(corpus):
     view = TokenShards.from_manifest(corpus["dir"], "train")
     assert view.generations == [1, 2, 3]
     assert view.retired_documents == len(corpus["gone"])
-    _check_view(view, corpus["live"])
+    check_view(view, corpus["live"])
     # memory grows with shards and retired runs, not with tokens
     assert len(view._seg_shard) <= view.num_shards + len(corpus["gone"])
 
@@ -90,7 +73,7 @@ def test_default_view_serves_every_live_document_and_no_retired_one(corpus):
 def test_generation_views_keep_their_documents_with_every_retirement(corpus, gens):
     view = TokenShards.from_manifest(corpus["dir"], "train", generations=gens)
     assert view.generations == gens
-    _check_view(view, [d for g in gens for d in corpus["live_by_gen"][g]])
+    check_view(view, [d for g in gens for d in corpus["live_by_gen"][g]])
 
 
 def test_generation_spans_locate_each_generation_in_the_stream(corpus):
@@ -113,7 +96,7 @@ def test_a_corpus_without_generations_reads_as_before(tmp_path):
     view = TokenShards.from_manifest(tmp_path, "train")
     assert view.generations == [1] and view.num_shards == len(infos)
     assert [(s.generation, s.tokens) for s in view.generation_spans()] == [(1, (0, _flat(docs).size))]
-    _check_view(view, docs)
+    check_view(view, docs)
     with pytest.raises(PrepError, match=r"no generation 2 \(has: 1\)"):
         TokenShards.from_manifest(tmp_path, "train", generations=[2])
 

@@ -9,6 +9,7 @@ import pytest
 
 from data_prep.errors import PrepError
 from data_prep.tokens.shards import ShardWriter, TokenShards, split_of, token_dtype
+from tests.data_prep.tokens.generations import check_view
 
 
 def _write_set(tmp_path, docs, vocab_size, max_tokens, eos=2):
@@ -50,15 +51,7 @@ def test_round_trip_windows_and_documents(tmp_path, vocab_size):
     np.testing.assert_array_equal(shards.window(0, flat.size), flat)
     for i in (0, 1, 17, len(docs) - 1):
         np.testing.assert_array_equal(shards.document(i), np.append(docs[i], 2))
-    got = list(shards.documents())
-    assert len(got) == len(docs)
-    for a, b in zip(got, docs, strict=True):
-        np.testing.assert_array_equal(a, np.append(b, 2))
-    np.testing.assert_array_equal(shards.document_lengths(), [d.size + 1 for d in docs])
-    with pytest.raises(IndexError):
-        shards.window(flat.size - 3, 4)
-    with pytest.raises(IndexError):
-        shards.document(len(docs))
+    check_view(shards, docs)  # documents, lengths, IndexError past the end (shared with the generation views)
 
 
 def test_idx_layout_matches_contract(tmp_path):
