@@ -144,6 +144,7 @@ class TreeSampler:
         self.interval = interval
         self.roots: list[int] = []
         self.hwm_kb: dict[int, int] = {}
+        self.first_seen: dict[int, float] = {}  # a child's stage is the one it appeared in
         self.timeline: list[tuple[float, int, int]] = []  # (time, roots' RSS kB, children's RSS kB)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -163,6 +164,7 @@ class TreeSampler:
                     if rss is None:
                         continue
                     self.hwm_kb[pid] = max(self.hwm_kb.get(pid, 0), hwm or rss)
+                    self.first_seen.setdefault(pid, now)
                     if pid in self.roots:
                         root_rss += rss
                     else:
@@ -179,8 +181,10 @@ class TreeSampler:
         vals = [(c if children else r) for t, r, c in self.timeline if t0 <= t <= t1]
         return max(vals, default=0) / 1024
 
-    def worker_peaks(self) -> list[float]:
-        return [kb / 1024 for pid, kb in self.hwm_kb.items() if pid not in self.roots]
+    def worker_peaks(self, window: tuple[float, float] | None = None) -> list[float]:
+        """Peak RSS (MB) of each child process (started within `window`, when given)."""
+        return [kb / 1024 for pid, kb in self.hwm_kb.items() if pid not in self.roots
+                and (window is None or window[0] - 1 <= self.first_seen[pid] <= window[1])]
 
     def root_peaks(self) -> list[float]:
         return [self.hwm_kb.get(pid, 0) / 1024 for pid in self.roots]
@@ -246,8 +250,10 @@ def run_pipeline(label: str, inputs: str, work: Path, workers: int, one_core: bo
          "main_peak_mb": sampler.root_peaks()[0],
          "main_stage_peak_mb": {k: sampler.peak_in(*w) for k, w in windows.items()},
          "worker_peaks_mb": sampler.worker_peaks()}
-    # The map stage runs in the main process with one worker, in pool processes with more.
-    r["map_worker_peak_mb"] = max(r["worker_peaks_mb"]) if workers > 1 and r["worker_peaks_mb"] else \
+    # The map stage runs in the main process with one worker, in pool processes with more (the
+    # merge forks its own pool to write documents parts: those children are not map workers).
+    map_workers = sampler.worker_peaks(windows.get("map"))
+    r["map_worker_peak_mb"] = max(map_workers) if workers > 1 and map_workers else \
         r["main_stage_peak_mb"].get("map", 0.0)
     r.update(run_outputs(out))
     shutil.rmtree(out, ignore_errors=True)
@@ -333,10 +339,12 @@ def projection(one: list[dict], two: list[dict], tokens_cfg: dict) -> tuple[dict
     }
     m["total"] = sum(m.values())
     lines = [
-        f"map       {BASELINE_CITATIONS / 1e6:.0f}M records / ({map_rate:,.0f} rec/s/core x {NODE_CORES} x efficiency "
+        f"map       {BASELINE_CITATIONS / 1e6:.0f}M records / ({map_rate:,.0f} rec/s/core (parse, clean, filter, dedup "
+        f"keys, decontamination, split) x {NODE_CORES} x efficiency "
         f"{eff_map:.2f}) = {m['map']:.1f} min",
-        f"merge     {BASELINE_CITATIONS / 1e6:.0f}M records / {merge_rate:,.0f} rec/s (one process: versions, dedup, "
-        f"decontamination, documents Parquet) = {m['merge']:.1f} min",
+        f"merge     {BASELINE_CITATIONS / 1e6:.0f}M records / {merge_rate:,.0f} rec/s (versions and dedup sorts in "
+        f"one process, documents parts in {min(2, os.cpu_count() or 2)}; measured with workers=2, no credit for more "
+        f"cores) = {m['merge']:.1f} min",
         f"tokenizer sample min({tokens_cfg['max_train_docs']:,} docs x {bytes_per_doc:,.0f} B, "
         f"{tokens_cfg['max_train_bytes'] / 1e9:.1f} GB) = {sample_bytes / 1e9:.2f} GB / {bpe_rate / 1e6:.2f} MB/s "
         f"(measured on {os.cpu_count()} cores; no credit for more: merges are sequential) = {m['tokenizer']:.1f} min",

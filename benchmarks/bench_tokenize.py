@@ -14,7 +14,13 @@ Cases, interleaved round by round (benchmarks/_stats.py), wall time:
   pipeline   data_prep's tokenize_to_shards (shards.processes=0, the default): read documents/*.parquet,
              encode_batch, uint16, write train/val .bin + .idx with checksums
   pipeline2  the same with shards.processes=2
-  tiktoken   tiktoken.Encoding.encode_ordinary_batch (one thread per core) on the same texts
+  pipeline_tiktoken  tokenize_to_shards with shards.encoder=tiktoken (data_prep/tokens/fast_encode.py:
+             routing, NFC and prefix space in Python, tiktoken threads on every core), same bytes;
+             it includes a fixed ~0.5 s a run (the Encoding from the vocabulary, and the safety net
+             encoding the first 1,024 documents with both libraries): most of a --mb 2 run
+  tiktoken   tiktoken.Encoding.encode_ordinary_batch (one thread per core) on texts already prepared
+
+`pipeline` and `pipeline2` use shards.encoder=tokenizers (the encoder before tiktoken was the default).
 
 The tokens/s per CPU-second of raw encode_batch (all its threads' CPU time) is the per-core rate
 the 16-core projection uses (benchmarks/bench_prep_pipeline.py measures the whole pipeline).
@@ -24,13 +30,13 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import os
 import shutil
 import sys
 import tempfile
 import time
-import unicodedata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,14 +48,13 @@ from _stats import Bench, add_common_args, interleaved, rate_ratios, spread  # n
 from data_prep.document import Document  # noqa: E402
 from data_prep.pipeline.stage_merge import DocumentsWriter  # noqa: E402
 from data_prep.pipeline.stage_tokenize import tokenize_to_shards  # noqa: E402
+from data_prep.tokens.fast_encode import FastEncoder, cores, tiktoken_encoding  # noqa: E402
 from data_prep.tokens.shards import split_of  # noqa: E402
 from data_prep.tokens.tokenizer import train_bpe  # noqa: E402
 
 SHARED = Path(os.environ.get("BIOGPT_SHARED", ROOT.parent / "shared")) / "data"
 CORPUS = SHARED / "corpus" / "corpus.jsonl.gz"
 TOKENIZER_SAMPLE_BYTES = 8_000_000
-# GPT-2's pre-tokenisation regex: what `pre_tokenizers.ByteLevel(use_regex=True)` splits with.
-GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 
 def corpus_texts(max_bytes: float) -> list[tuple[str, str]]:
@@ -67,26 +72,12 @@ def corpus_texts(max_bytes: float) -> list[tuple[str, str]]:
     return out
 
 
-def byte_level_decoder() -> dict[str, int]:
-    """Inverse of GPT-2's bytes_to_unicode: the character byte-level BPE writes for each byte."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs, strict=True)}
-
-
 def as_tiktoken(tok):
-    """The same BPE as a tiktoken Encoding: rank = our id (BpeTrainer numbers merges in order, and
-    tiktoken merges the pair whose result has the lowest rank), specials left out."""
-    import tiktoken
-
-    dec = byte_level_decoder()
-    ranks = {bytes(dec[c] for c in s): i for s, i in tok.get_vocab().items() if i >= 4}
-    return tiktoken.Encoding("bench_bpe", pat_str=GPT2_PATTERN, mergeable_ranks=ranks, special_tokens={})
+    """The same BPE as a tiktoken Encoding (rank = our id, specials left out): fast_encode.py."""
+    enc, reason = tiktoken_encoding(tok, name="bench_bpe")
+    if enc is None:
+        raise SystemExit(f"tiktoken cannot encode for the benchmark's tokenizer: {reason}")
+    return enc
 
 
 def main() -> None:
@@ -95,7 +86,7 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=42_384)
     add_common_args(ap, repeats=5, warmup=1)
     args = ap.parse_args()
-    cores = os.cpu_count() or 1
+    n_cores = cores()
     with Bench("bench_tokenize", args) as b:
         tmp = Path(tempfile.mkdtemp(prefix="bench_tokenize_"))
         try:
@@ -115,8 +106,11 @@ def main() -> None:
             parts = w.close()
             n_bytes = sum(len(x.encode()) for x in texts)
             # tiktoken has no normaliser or prefix space: give it what the HF pipeline feeds its model
-            tt_texts = [(" " + x if not x.startswith(" ") else x) for x in (unicodedata.normalize("NFC", y) for y in texts)]
             enc = as_tiktoken(tok)
+            with FastEncoder(tok, enc, threads=1) as fast:
+                tt_texts = [fast.prepared(x) for x in texts]
+            if None in tt_texts:  # the raw case times tiktoken alone: none may need tokenizers
+                raise SystemExit(f"{tt_texts.count(None)} texts hold an added token or a post-3.2 code point")
 
             counts: dict[str, int] = {}
 
@@ -126,35 +120,45 @@ def main() -> None:
                     n += sum(len(e.ids) for e in tok.encode_batch(texts[i:i + 1024], add_special_tokens=False))
                 counts["raw"] = n
 
-            def pipe(procs: int) -> None:
+            shard_sha: dict[str, bytes] = {}
+
+            def pipe(procs: int, encoder: str = "tokenizers") -> None:
                 shutil.rmtree(tmp / "shards", ignore_errors=True)
-                out = tokenize_to_shards(tmp, parts, tok, max_tokens=1 << 22, batch_docs=1024, processes=procs)
-                counts[f"pipe{procs}"] = sum(s.tokens - s.documents for lst in out.values() for s in lst)  # minus EOS
+                out = tokenize_to_shards(tmp, parts, tok, max_tokens=1 << 22, batch_docs=1024, processes=procs,
+                                         encoder=encoder)
+                name = f"pipe{procs}_{encoder}"
+                counts[name] = sum(s.tokens - s.documents for lst in out.values() for s in lst)  # minus EOS
+                shard_sha[name] = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((tmp / "shards").iterdir()))).digest()
 
             def tiktok() -> None:
-                counts["tiktoken"] = sum(len(x) for x in enc.encode_ordinary_batch(tt_texts, num_threads=cores))
+                counts["tiktoken"] = sum(len(x) for x in enc.encode_ordinary_batch(tt_texts, num_threads=n_cores))
 
             # tokens per CPU-second of raw encode_batch (its Rust threads included): the per-core rate
             c0 = time.process_time()
             raw()
             raw_cpu_rate = counts["raw"] / (time.process_time() - c0)
             secs = interleaved({"raw": raw, "pipeline": lambda: pipe(0), "pipeline2": lambda: pipe(2),
-                                "tiktoken": tiktok}, args.repeats, args.warmup)
+                                "pipeline_tiktoken": lambda: pipe(0, "tiktoken"), "tiktoken": tiktok},
+                               args.repeats, args.warmup)
             n = counts["raw"]
-            if not counts["pipe0"] == counts["pipe2"] == n:
+            if not counts["pipe0_tokenizers"] == counts["pipe2_tokenizers"] == counts["pipe0_tiktoken"] == n:
                 raise SystemExit(f"token counts differ: {counts}")
+            if len(set(shard_sha.values())) != 1:
+                raise SystemExit("the shards differ between the encoders/process counts: " + ", ".join(shard_sha))
             agree = sum(a.ids == bb for a, bb in zip(tok.encode_batch(texts[:2000], add_special_tokens=False),
                                                      enc.encode_ordinary_batch(tt_texts[:2000]), strict=True))
             print(f"text: {len(texts):,} documents, {n_bytes / 1e6:.1f} MB, {n:,} tokens; tiktoken: {counts['tiktoken']:,} "
                   f"tokens, identical ids for {agree:,} of the first {min(2000, len(texts)):,} documents")
             for name, v in secs.items():
-                print(f"  {name:10s} {n / min(v) / 1e6:6.3f} M tokens/s best, s per round {spread(v)}")
+                print(f"  {name:17s} {n / min(v) / 1e6:6.3f} M tokens/s best, s per round {spread(v)}")
             print(f"raw encode_batch: {raw_cpu_rate / 1e6:.3f} M tokens per CPU-second (= per core)")
             b.record("tokens", n)
             b.record("raw_tokens_per_cpu_s", raw_cpu_rate)
             b.record("seconds", secs)
             b.ratio("pipeline / raw encode_batch, tokens/s", rate_ratios(secs["pipeline"], secs["raw"]), goal=0.8)
             b.ratio("pipeline with 2 processes / raw encode_batch", rate_ratios(secs["pipeline2"], secs["raw"]))
+            b.ratio("pipeline_tiktoken / raw encode_batch", rate_ratios(secs["pipeline_tiktoken"], secs["raw"]))
+            b.ratio("pipeline_tiktoken / pipeline", rate_ratios(secs["pipeline_tiktoken"], secs["pipeline"]))
             b.ratio("raw encode_batch / tiktoken (independent BPE)", rate_ratios(secs["raw"], secs["tiktoken"]))
             b.ratio("pipeline / tiktoken", rate_ratios(secs["pipeline"], secs["tiktoken"]))
         finally:

@@ -29,6 +29,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+from tokenizers import Tokenizer
 
 from common.config import ConfigError, check_range, to_plain
 from data_prep.parse.jats import JatsOptions
@@ -46,6 +47,7 @@ from data_prep.text.clean import CleanConfig
 from data_prep.text.decontam import DecontamConfig
 from data_prep.text.dedup import DedupConfig
 from data_prep.text.filters import FilterConfig
+from data_prep.tokens.fast_encode import qualification, tiktoken_available
 from data_prep.tokens.tokenizer import (
     SPECIAL_TOKENS,
     TOKENIZER_SCHEMAS,
@@ -82,11 +84,20 @@ class SplitConfig:
     val_fraction: float = 0.005  # by a hash of the document id: adding data never moves a document
 
 
+class ShardEncoder(str, Enum):
+    """Which library turns text into ids in the shard stage; the ids (and the shards) are the same."""
+
+    auto = "auto"  # tiktoken when installed and the tokenizer is data_prep's byte-level BPE, else tokenizers
+    tiktoken = "tiktoken"  # refused (config error) when it cannot be used
+    tokenizers = "tokenizers"
+
+
 @dataclass
 class ShardsConfig:
     max_tokens: int = 1 << 28  # 256M tokens: 512 MB uint16 shards
-    batch_docs: int = 1024  # documents per encode_batch call
-    processes: int = 0  # 0: encode in the main process (tokenizers' Rust threads use every core); N: N processes
+    batch_docs: int = 1024  # documents per encode call
+    processes: int = 0  # 0: encode in the main process (threads on every core); N: N processes, one thread each
+    encoder: ShardEncoder = ShardEncoder.auto  # data_prep/tokens/fast_encode.py
 
 
 @dataclass
@@ -231,8 +242,28 @@ def check_config(cfg: PrepConfig) -> None:
     check_range("shards.max_tokens", cfg.shards.max_tokens, 1)
     check_range("shards.batch_docs", cfg.shards.batch_docs, 1)
     check_range("shards.processes", cfg.shards.processes, 0)
+    _check_shard_encoder(cfg)
     check_range("documents.rows_per_file", cfg.documents.rows_per_file, 1)
     check_range("documents.row_group_size", cfg.documents.row_group_size, 1)
+
+
+def _check_shard_encoder(cfg: PrepConfig) -> None:
+    """shards.encoder=tiktoken must be usable: tiktoken installed and, for a pretrained tokenizer
+    (known now, unlike a trained one, which always qualifies), the right shape."""
+    if cfg.shards.encoder != ShardEncoder.tiktoken:
+        return
+    if not tiktoken_available():
+        raise ConfigError("shards.encoder", "tiktoken is not installed: pip install tiktoken, or use "
+                                            "shards.encoder=auto")
+    if isinstance(cfg.tokenizer, PretrainedTokenizerConfig):
+        try:
+            tok = Tokenizer.from_file(cfg.tokenizer.path)
+        except Exception:  # an unreadable file: the tokenizer stage reports it with its own message
+            return
+        reason = qualification(tok)
+        if reason is not None:
+            raise ConfigError("shards.encoder", f"tiktoken cannot encode for {cfg.tokenizer.path}: {reason}; "
+                                                "use shards.encoder=auto or tokenizers")
 
 
 def _check_tokenizer(t: TokenizerConfig) -> None:
@@ -257,6 +288,8 @@ def _check_tokenizer(t: TokenizerConfig) -> None:
 # Keys that say where/how to run, not what to produce: left out of the config hash, so a resumed
 # run (or a Slurm array task, or more workers) is accepted into the same out_dir.
 RUN_ONLY_KEYS = ("out_dir", "workers", "stage", "task", "overwrite", "append", "progress", "cache_dir", "summary")
+# How the shard stage encodes (processes or threads, tiktoken or tokenizers) never changes its bytes.
+RUN_ONLY_SHARDS_KEYS = ("processes", "encoder")
 # source.path is left out too: where the files are does not change the outputs, the files do, and
 # they are checked by name, size and sha256 (pipeline/inputs.py). So are the network knobs, and
 # PubMed's `after`, which only narrows which files are listed (the input set records them).
@@ -267,7 +300,7 @@ def hashed_config(cfg: PrepConfig | DictConfig) -> dict:
     """The part of the config that decides the outputs (recorded in the manifest and hashed)."""
     d = {k: v for k, v in plain(cfg).items() if k not in RUN_ONLY_KEYS}
     d["source"] = {k: v for k, v in d["source"].items() if k not in RUN_ONLY_SOURCE_KEYS}
-    d["shards"] = {k: v for k, v in d["shards"].items() if k != "processes"}  # in-process or N: same bytes
+    d["shards"] = {k: v for k, v in d["shards"].items() if k not in RUN_ONLY_SHARDS_KEYS}
     # A pretrained tokenizer is identified by its content (hashed in the manifest), not its path.
     d["tokenizer"] = {k: v for k, v in d["tokenizer"].items() if k != "path"}
     return json.loads(json.dumps(d, sort_keys=True, default=str))
@@ -289,7 +322,7 @@ def default_hashed_config() -> dict:
         value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         d[f.name] = plain(value) if dataclasses.is_dataclass(value) else value
     d["tokenizer"] = {k: v for k, v in plain(BpeTokenizerConfig()).items() if k != "path"}
-    d["shards"] = {k: v for k, v in d["shards"].items() if k != "processes"}
+    d["shards"] = {k: v for k, v in d["shards"].items() if k not in RUN_ONLY_SHARDS_KEYS}
     return json.loads(json.dumps(d, sort_keys=True, default=str))
 
 

@@ -7,6 +7,7 @@ user of the corpus needs, plus the split). Both schemas are built from `DOCUMENT
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -35,13 +36,26 @@ DOCUMENT_COLUMNS: dict[str, pa.DataType] = {
     "file": pa.string(),
     "file_order": pa.int64(),
 }
-# Map outputs: every record of a file in file order ("doc" | "drop" tombstone | "deletion").
+# Map outputs: every record of a file in file order ("doc" | "drop" tombstone | "deletion"), and
+# what the merge needs of each record, computed by the map workers so the merge only compares
+# fixed-size keys: `id_hash` (every row), and for "doc" rows the dedup text hash, the PMID as a
+# number, the split and the evaluation set the document belongs to (`eval_set`, found by
+# `eval_by` "pmid" | "text"; null for most).
+MAP_FORMAT = 2  # a map output of another format is redone, not read
 MAP_SCHEMA = pa.schema([("pos", pa.int64()), ("kind", pa.string()), ("drop_reason", pa.string()),
-                        *DOCUMENT_COLUMNS.items()])
+                        *DOCUMENT_COLUMNS.items(),
+                        ("id_hash", pa.binary(16)), ("text_hash", pa.binary(16)), ("pmid_num", pa.int64()),
+                        ("split", pa.string()), ("eval_set", pa.string()), ("eval_by", pa.string())])
 # documents/part-*.parquet: the order of the first columns is what a reader sees first.
 DOCUMENTS_FIELDS = ("id", "text", "source", "license", "split", "title", "pmid", "pmcid", "doi", "version", "year",
                     "journal", "language", "publication_types", "mesh", "article_type", "file")
 DOCUMENTS_SCHEMA = pa.schema([(f, pa.string() if f == "split" else DOCUMENT_COLUMNS[f]) for f in DOCUMENTS_FIELDS])
+
+
+def id_key(doc_id: str) -> bytes:
+    """blake2b-128 of a document id: the merge resolves versions by sorting these (a collision
+    among 10^9 ids has a probability of ~10^-21)."""
+    return hashlib.blake2b(doc_id.encode("utf-8"), digest_size=16).digest()
 
 
 def document_row(doc: Document) -> dict[str, Any]:

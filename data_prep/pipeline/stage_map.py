@@ -3,7 +3,11 @@
 Output per file, under `work/map/`: `<key>.parquet` with every record in file order (kept
 candidates, filtered-out records as tombstones without text, and PubMed deletions), then the
 completion marker `<key>.parquet.done` holding the counts and the input's size, mtime and sha256
-(a rerun reuses the output when the size matches and the mtime or, failing that, the sha256). A
+(a rerun reuses the output when the size matches and the mtime or, failing that, the sha256, and
+the output's format and the evaluation sets it was checked against are the current ones). The
+per-document work of the later stages happens here too, in parallel: each kept candidate's dedup
+key, split and evaluation-set match are columns of the output (records.MAP_SCHEMA), so the merge
+only compares fixed-size keys and copies rows. A
 file that raises `InputFileError` gets a marker that says so (it is quarantined) and no Parquet:
 its partial output is discarded. The output depends only on the file and the config, never on
 which task or worker ran it, which is what makes reruns and task counts byte-identical.
@@ -12,7 +16,6 @@ which task or worker ran it, which is what makes reruns and task counts byte-ide
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import multiprocessing as mp
 import re
@@ -34,10 +37,14 @@ from data_prep.parse.records_file import BadRecord, is_record_file, iter_record_
 from data_prep.parse.xml_safety import ParseLimits
 from data_prep.pipeline.generations import gen_name, gen_work_dir
 from data_prep.pipeline.markers import is_done, mark_done, marker_path, pause_point, read_json, sha256_file
-from data_prep.pipeline.records import MAP_SCHEMA, document_row
+from data_prep.pipeline.records import MAP_FORMAT, MAP_SCHEMA, document_row, id_key
+from data_prep.pipeline.stage_merge import extra_eval_sources
 from data_prep.sources import InputFile
 from data_prep.text.clean import CleanConfig, clean_document
+from data_prep.text.decontam import EvalIndex, load_eval_sets
+from data_prep.text.dedup import pmid_number, text_hash
 from data_prep.text.filters import Filter, apply_filters, build_filters
+from data_prep.tokens.shards import split_of
 
 META_FIELDS = {"license", "pmid", "pmcid", "doi", "version", "article_type", "year", "journal"}
 
@@ -64,17 +71,23 @@ def apply_meta(doc: Document, meta: dict) -> Document:
     return dataclasses.replace(doc, **changes) if changes else doc
 
 
-def _doc_row(pos: int, doc: Document, kind: str, reason: str | None) -> dict:
+def _doc_row(ctx: MapContext, pos: int, doc: Document, kind: str, reason: str | None) -> dict:
     row = document_row(doc)
+    row.update(pos=pos, kind=kind, drop_reason=reason, id_hash=id_key(doc.id))
     if kind == "drop":  # tombstone: the id still supersedes earlier versions; text is not needed
         row["text"] = row["title"] = row["abstract"] = None
-    row.update(pos=pos, kind=kind, drop_reason=reason)
+        return row
+    hit = ctx.evals.find(doc) if ctx.evals is not None else None
+    row.update(text_hash=text_hash(doc.text), pmid_num=pmid_number(doc.pmid),
+               split=split_of(doc.id, ctx.val_fraction), eval_set=hit[0] if hit else None,
+               eval_by=hit[1] if hit else None)
     return row
 
 
 def _deletion_row(pos: int, d: Deletion) -> dict:
-    return {"pos": pos, "kind": "deletion", "drop_reason": None, "id": f"pmid:{d.pmid}", "pmid": d.pmid,
-            "source": "pubmed", "file": d.file, "file_order": d.file_order}
+    doc_id = f"pmid:{d.pmid}"
+    return {"pos": pos, "kind": "deletion", "drop_reason": None, "id": doc_id, "pmid": d.pmid,
+            "source": "pubmed", "file": d.file, "file_order": d.file_order, "id_hash": id_key(doc_id)}
 
 
 def iter_records(path: Path, order: int, jats_options: JatsOptions, limits: ParseLimits | None = None):
@@ -90,10 +103,10 @@ def iter_records(path: Path, order: int, jats_options: JatsOptions, limits: Pars
 
 @dataclasses.dataclass
 class MapContext:
-    """What the map stage needs, built once per run (picklable: sent to the worker processes).
+    """What the map stage needs, built once per run and handed to each worker process once.
 
-    The filters are built here, from this run's config, so no filter object outlives its run or
-    is shared between runs with different configs."""
+    The filters and the evaluation index are built here, from this run's config, so no filter
+    object outlives its run or is shared between runs with different configs."""
 
     map_dir: Path
     rejects_dir: Path | None
@@ -101,6 +114,15 @@ class MapContext:
     filters: list[Filter]
     jats_options: JatsOptions
     parse_limits: ParseLimits = dataclasses.field(default_factory=ParseLimits)
+    val_fraction: float = 0.0
+    evals: EvalIndex | None = None  # None: decontamination off (or nothing loaded)
+    evals_sha256: str | None = None  # EvalIndex.fingerprint(): reused outputs must have the same
+
+    @property
+    def key(self) -> str:
+        """What identifies this context in a worker process (a value: the run's map folder and
+        the settings that shape its outputs)."""
+        return f"{self.map_dir}|{self.evals_sha256}|{self.val_fraction!r}"
 
 
 def map_file(ctx: MapContext, path: Path, order: int, meta: dict) -> dict:
@@ -111,7 +133,8 @@ def map_file(ctx: MapContext, path: Path, order: int, meta: dict) -> dict:
     sha = None
     if is_done(out):
         info = read_json(marker_path(out))
-        if info.get("size") == size >= 0:
+        current = info.get("format") == MAP_FORMAT and info.get("evals_sha256") == ctx.evals_sha256
+        if current and info.get("size") == size >= 0:
             if info.get("mtime_ns") == mtime:
                 return info
             sha = sha256_file(path)  # touched or copied: reuse when the bytes are the same
@@ -120,7 +143,8 @@ def map_file(ctx: MapContext, path: Path, order: int, meta: dict) -> dict:
                 mark_done(out, info)
                 return info
     info: dict = {"path": str(path), "order": order, "size": size, "mtime_ns": mtime,
-                  "sha256": sha or (sha256_file(path) if size >= 0 else None)}
+                  "sha256": sha or (sha256_file(path) if size >= 0 else None), "format": MAP_FORMAT,
+                  "evals_sha256": ctx.evals_sha256}
     rows: list[dict] = []
     rejects: list[dict] = []
     counts: Counter = Counter()
@@ -146,10 +170,10 @@ def map_file(ctx: MapContext, path: Path, order: int, meta: dict) -> dict:
             doc = clean_document(doc, ctx.clean_cfg)
             reason = apply_filters(doc, ctx.filters)
             if reason is None:
-                rows.append(_doc_row(pos, doc, "doc", None))
+                rows.append(_doc_row(ctx, pos, doc, "doc", None))
             else:
                 dropped[reason] += 1
-                rows.append(_doc_row(pos, doc, "drop", reason))
+                rows.append(_doc_row(ctx, pos, doc, "drop", reason))
                 if ctx.rejects_dir is not None:
                     rejects.append({"id": doc.id, "reason": reason, "file": doc.file, "title": doc.title[:300]})
     except InputFileError as e:
@@ -189,18 +213,35 @@ def map_dirs(cfg: PrepConfig, generation: int = 1) -> tuple[Path, Path]:
     return gen_work_dir(cfg.out_path, generation) / "map", rejects if generation == 1 else rejects / gen_name(generation)
 
 
-def map_context(cfg: PrepConfig, generation: int = 1) -> MapContext:
-    """This run's map context: the filters are built here, once per run."""
+def map_context(cfg: PrepConfig, generation: int = 1, evals: EvalIndex | None = None) -> MapContext:
+    """This run's map context: the filters and the evaluation index are built here, once per run
+    (`evals`: an index already loaded by the caller)."""
     map_dir, rejects_dir = map_dirs(cfg, generation)
+    if evals is None:
+        evals = load_eval_sets(cfg.decontam, extra=extra_eval_sources(cfg))
     return MapContext(map_dir=map_dir,
                       rejects_dir=rejects_dir if cfg.rejects else None,
                       clean_cfg=cfg.clean, filters=build_filters(cfg.filter), jats_options=cfg.jats,
-                      parse_limits=cfg.parse)
+                      parse_limits=cfg.parse, val_fraction=cfg.split.val_fraction,
+                      evals=None if evals.empty else evals.build(),
+                      evals_sha256=None if evals.empty else evals.fingerprint())
 
 
-def _map_job(ctx: MapContext, job: tuple[str, int, dict]) -> dict:
-    path, order, meta = job
-    return map_file(ctx, Path(path), order, meta)
+# In a map worker process only: the context its pool was started with, keyed by the context's
+# value (`MapContext.key`), so a job can never run with another run's filters or eval sets. The
+# pool's initializer puts it here once: sending it with every job would pickle the eval index
+# (and rebuild its n-gram table) once per file.
+_WORKER_CONTEXTS: dict[str, MapContext] = {}
+
+
+def _init_map_worker(ctx: MapContext) -> None:
+    _WORKER_CONTEXTS.clear()
+    _WORKER_CONTEXTS[ctx.key] = ctx
+
+
+def _map_job(job: tuple[str, str, int, dict]) -> dict:
+    key, path, order, meta = job
+    return map_file(_WORKER_CONTEXTS[key], Path(path), order, meta)
 
 
 def run_map(cfg: PrepConfig, inputs: list[InputFile], generation: int = 1) -> list[dict]:
@@ -210,9 +251,7 @@ def run_map(cfg: PrepConfig, inputs: list[InputFile], generation: int = 1) -> li
     if ctx.rejects_dir is not None:
         ctx.rejects_dir.mkdir(parents=True, exist_ok=True)
     mine = [f for k, f in enumerate(inputs) if k % cfg.task.count == cfg.task.index]
-    jobs = [(str(f.path), f.order, dict(f.meta or {})) for f in mine]
-    # The context goes with every job (it is small), so no worker keeps a run's objects in a global.
-    job_fn = functools.partial(_map_job, ctx)
+    jobs = [(ctx.key, str(f.path), f.order, dict(f.meta or {})) for f in mine]
     infos: list[dict] = []
     bar = tqdm(total=len(jobs), desc="parse+clean+filter", unit="file", disable=not cfg.progress)
 
@@ -223,12 +262,12 @@ def run_map(cfg: PrepConfig, inputs: list[InputFile], generation: int = 1) -> li
         pause_point(f"map:{len(infos)}")
 
     if cfg.workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            collect(job_fn(job))
+        for _, path, order, meta in jobs:
+            collect(map_file(ctx, Path(path), order, meta))
     else:
         mpctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        with mpctx.Pool(min(cfg.workers, len(jobs))) as pool:
-            for info in pool.imap_unordered(job_fn, jobs):
+        with mpctx.Pool(min(cfg.workers, len(jobs)), initializer=_init_map_worker, initargs=(ctx,)) as pool:
+            for info in pool.imap_unordered(_map_job, jobs):
                 collect(info)
     bar.close()
     return infos

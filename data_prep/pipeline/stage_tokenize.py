@@ -1,28 +1,35 @@
 """Stages (c) and (d): train (or load) the tokenizer, then tokenize the documents into shards.
 
-Tokenization runs `Tokenizer.encode_batch` on large batches. By default (`shards.processes=0`)
-the batches are encoded in this process, where `tokenizers` already spreads each batch over every
-core with Rust threads (measured faster than processes: benchmarks/bench_tokenize.py); with
-`shards.processes=N` they go, in order, to N processes (one Rust thread each). The main process
-writes the shards sequentially in document order either way, so the bytes do not depend on it.
+Documents are encoded in large batches, by tiktoken when the tokenizer is data_prep's own
+byte-level BPE (same ids, faster: tokens/fast_encode.py; `shards.encoder`), else by
+`Tokenizer.encode_batch`. By default (`shards.processes=0`) the batches are encoded in this process
+on every core (tiktoken's threads or tokenizers' Rust threads; measured faster than processes:
+benchmarks/bench_tokenize.py); with `shards.processes=N` they go, in order, to N processes (one
+thread each). The main process writes the shards sequentially in document order either way, so the
+bytes depend on neither the encoder nor the processes. Before trusting tiktoken, a run compares its
+ids with `tokenizers`' on the first documents and falls back to `tokenizers` on any difference.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import multiprocessing as mp
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+import pyarrow.parquet as pq
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
 from common.atomic import atomic_write_json
+from common.config import ConfigError
 from data_prep.config import PrepConfig
 from data_prep.pipeline.generations import gen_name, gen_work_dir
 from data_prep.pipeline.manifest import drop_manifest
@@ -35,6 +42,7 @@ from data_prep.pipeline.markers import (
     sha256_file,
 )
 from data_prep.pipeline.stage_merge import iter_documents
+from data_prep.tokens.fast_encode import FastEncoder, cores, tiktoken_encoding
 from data_prep.tokens.shards import ShardInfo, ShardWriter
 from data_prep.tokens.tokenizer import (
     EOS_ID,
@@ -46,18 +54,22 @@ from data_prep.tokens.tokenizer import (
     train_bpe,
 )
 
+if TYPE_CHECKING:
+    import tiktoken
+
 SPLITS = ("train", "val")
+
+log = logging.getLogger(__name__)
 
 
 def training_texts(out_dir: Path, parts: list[dict], n_train: int, cfg: BpeTokenizerConfig) -> Iterator[str]:
     """A deterministic sample of train documents, spread over the whole corpus.
 
     A document is in the sample when a hash of its id (salted, so the sample is independent of
-    the val split, which also hashes ids) falls under max_train_docs / n_train; the byte cap stops
-    early on corpora of unusually long documents.
+    the val split, which also hashes ids) falls under `sample_fraction`; the byte cap is a backstop
+    should the size estimate behind that fraction fall short.
     """
-    fraction = min(1.0, cfg.max_train_docs / max(1, n_train))
-    threshold = fraction * 2**64
+    threshold = sample_fraction(out_dir, parts, n_train, cfg) * 2**64
     used = 0
     for batch in iter_documents(out_dir, parts, columns=["id", "text", "split"]):
         for doc_id, text, split in zip(batch["id"], batch["text"], batch["split"], strict=True):
@@ -66,10 +78,35 @@ def training_texts(out_dir: Path, parts: list[dict], n_train: int, cfg: BpeToken
             h = int.from_bytes(hashlib.sha256(b"tokenizer-sample:" + doc_id.encode()).digest()[:8], "big")
             if h >= threshold:
                 continue
-            used += len(text)
+            used += len(text.encode("utf-8"))
             if used > cfg.max_train_bytes:
                 return
             yield text
+
+
+# The sample aims at this share of max_train_bytes, so that the cap (which would leave out the rest
+# of the corpus, in document order: the newest PubMed files) does not cut it short.
+SAMPLE_BYTES_TARGET = 0.9
+
+
+def sample_fraction(out_dir: Path, parts: list[dict], n_train: int, cfg: BpeTokenizerConfig) -> float:
+    """The share of train documents in the tokenizer's sample: at most max_train_docs of them and,
+    by the text size in the Parquet footers (no data read), about 0.9 x max_train_bytes."""
+    by_docs = cfg.max_train_docs / max(1, n_train)
+    rows = sum(p["rows"] for p in parts)
+    train_bytes = text_bytes(out_dir, parts) * n_train / max(1, rows)
+    by_bytes = SAMPLE_BYTES_TARGET * cfg.max_train_bytes / max(1.0, train_bytes)
+    return min(1.0, by_docs, by_bytes)
+
+
+def text_bytes(out_dir: Path, parts: list[dict]) -> int:
+    """Uncompressed size of the documents' text column (UTF-8 plus a few bytes a row), from the footers."""
+    total = 0
+    for part in parts:
+        meta = pq.ParquetFile(Path(out_dir) / part["path"]).metadata
+        col = meta.schema.names.index("text")
+        total += sum(meta.row_group(i).column(col).total_uncompressed_size for i in range(meta.num_row_groups))
+    return total
 
 
 def build_tokenizer(out_dir: Path, parts: list[dict], n_train: int, cfg: TokenizerConfig,
@@ -77,51 +114,100 @@ def build_tokenizer(out_dir: Path, parts: list[dict], n_train: int, cfg: Tokeniz
     if isinstance(cfg, PretrainedTokenizerConfig):
         return load_tokenizer(cfg.path)
     assert isinstance(cfg, BpeTokenizerConfig)
-    n = min(n_train, cfg.max_train_docs)
+    n = round(sample_fraction(out_dir, parts, n_train, cfg) * n_train)  # expected, for the progress bar
     return train_bpe(training_texts(out_dir, parts, n_train, cfg), cfg.vocab_size, cfg.min_frequency,
                      length=n, show_progress=progress)
 
 
 # ---- encoding --------------------------------------------------------------------------------
 
-# In an encoding worker process only: the tokenizer its pool was started with, keyed by the sha256
-# of its JSON (a value, not an object id), so a task can never be encoded with another tokenizer.
-_WORKER_TOKENIZERS: dict[str, Tokenizer] = {}
+# Documents of the first batch that tiktoken's ids are checked on against tokenizers' (~0.2 s):
+# FastEncoder's checks of the tokenizer are necessary, not sufficient.
+CHECK_DOCS = 1024
+
+# In an encoding worker process only: the tokenizer its pool was started with (and its tiktoken
+# encoder, when the run uses one), keyed by the sha256 of its JSON (a value, not an object id), so a
+# task can never be encoded with another tokenizer.
+_WORKER_TOKENIZERS: dict[str, tuple[Tokenizer, FastEncoder | None]] = {}
 
 
-def _init_worker(tokenizer_json: str, key: str) -> None:
+def _init_worker(tokenizer_json: str, key: str, use_tiktoken: bool) -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one Rust thread per process: N processes = N cores
-    _WORKER_TOKENIZERS[key] = Tokenizer.from_str(tokenizer_json)
+    tok = Tokenizer.from_str(tokenizer_json)
+    _WORKER_TOKENIZERS[key] = (tok, FastEncoder.build(tok, threads=1)[0] if use_tiktoken else None)
 
 
-def encode_texts(tok: Tokenizer, texts: list[str], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """(all ids concatenated, length of each document), without EOS."""
-    encs = tok.encode_batch(texts, add_special_tokens=False)
-    arrays = [np.array(e.ids, dtype=dtype) for e in encs]
+def choose_encoder(tok: Tokenizer, encoder: str) -> tuple[tiktoken.Encoding | None, str]:
+    """(the tiktoken Encoding to use, or None for tokenizers; why) for shards.encoder = auto |
+    tiktoken | tokenizers; ConfigError naming the key when `tiktoken` cannot be used."""
+    encoder = getattr(encoder, "value", encoder)
+    if encoder == "tokenizers":
+        return None, "shards.encoder=tokenizers"
+    encoding, reason = tiktoken_encoding(tok)
+    if encoding is not None:
+        return encoding, f"shards.encoder={encoder} and the tokenizer is data_prep's byte-level BPE, same ids"
+    if encoder == "tiktoken":
+        raise ConfigError("shards.encoder", f"tiktoken cannot encode for this tokenizer: {reason}; use "
+                                            "shards.encoder=auto or tokenizers")
+    return None, f"shards.encoder=auto and tiktoken cannot stand in: {reason}"
+
+
+def encode_texts(tok: Tokenizer, texts: list[str], dtype: np.dtype,
+                 fast: FastEncoder | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(all ids concatenated, length of each document), without EOS; by `fast` when given (same ids)."""
+    if fast is not None:
+        id_lists = fast.encode(texts)
+    else:
+        id_lists = [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]
+    arrays = [np.array(ids, dtype=dtype) for ids in id_lists]
     lengths = np.fromiter((a.size for a in arrays), dtype=np.int64, count=len(arrays))
     flat = np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
     return flat, lengths
 
 
-def _encode_in_worker(args: tuple[str, list[str], str]) -> tuple[np.ndarray, np.ndarray]:
-    key, texts, dtype = args
-    return encode_texts(_WORKER_TOKENIZERS[key], texts, np.dtype(dtype))
+def first_difference(tok: Tokenizer, fast: FastEncoder, texts: list[str]) -> int | None:
+    """Index of the first text whose tiktoken ids differ from tokenizers', None when all agree."""
+    theirs = tok.encode_batch(texts, add_special_tokens=False)
+    return next((i for i, (a, b) in enumerate(zip(fast.encode(texts), theirs, strict=True)) if a != b.ids), None)
+
+
+def _encode_in_worker(args: tuple[str, list[str], str, bool]) -> tuple[np.ndarray, np.ndarray]:
+    key, texts, dtype, use_tiktoken = args
+    tok, fast = _WORKER_TOKENIZERS[key]
+    return encode_texts(tok, texts, np.dtype(dtype), fast if use_tiktoken else None)
+
+
+def _difference_in_worker(args: tuple[str, list[str]]) -> int | None:
+    key, texts = args
+    tok, fast = _WORKER_TOKENIZERS[key]
+    assert fast is not None
+    return first_difference(tok, fast, texts)
+
+
+class Batch(NamedTuple):
+    """One batch of documents, in document order."""
+
+    ids: list[str]
+    texts: list[str]
+    splits: list[str]
 
 
 def tokenize_to_shards(out_dir: Path, parts: list[dict], tok: Tokenizer, max_tokens: int, batch_docs: int,
                        processes: int, on_batch: Callable[[int, int], None] | None = None,
                        after_shard: Callable[[], None] | None = None,
-                       shard_dir: Path | None = None) -> dict[str, list[ShardInfo]]:
+                       shard_dir: Path | None = None, encoder: str = "auto") -> dict[str, list[ShardInfo]]:
     """Write `<shard_dir>/{train,val}-NNNNN.{bin,idx}` (default `shards/`; an appended generation
-    writes `shards/gen-<g>/`) from the documents, in document order."""
+    writes `shards/gen-<g>/`) from the documents, in document order. `encoder`: shards.encoder."""
+    encoding, why = choose_encoder(tok, encoder)
+    log.info("shards: encoding with %s: %s", "tokenizers" if encoding is None else "tiktoken", why)
     vocab_size = tok.get_vocab_size()
     shard_dir = Path(shard_dir) if shard_dir is not None else Path(out_dir) / "shards"
     writers = {s: ShardWriter(shard_dir, s, vocab_size, EOS_ID, max_tokens, rel_to=out_dir) for s in SPLITS}
     dtype = writers["train"].dtype
 
-    def batches() -> Iterator[tuple[list[str], list[str]]]:
-        for b in iter_documents(out_dir, parts, columns=["text", "split"], batch_size=batch_docs):
-            yield b["text"], b["split"]
+    def batches() -> Iterator[Batch]:
+        for b in iter_documents(out_dir, parts, columns=["id", "text", "split"], batch_size=batch_docs):
+            yield Batch(b["id"], b["text"], b["split"])
 
     def write(splits: list[str], flat: np.ndarray, lengths: np.ndarray) -> None:
         n_before = {s: len(w.shards) for s, w in writers.items()}
@@ -138,7 +224,7 @@ def tokenize_to_shards(out_dir: Path, parts: list[dict], tok: Tokenizer, max_tok
             on_batch(len(splits), int(lengths.sum()) + len(splits))
 
     try:
-        _encode_all(batches(), write, tok, dtype, processes)
+        _encode_all(batches(), write, tok, dtype, processes, encoding)
         return {s: w.close() for s, w in writers.items()}
     except BaseException:
         for w in writers.values():
@@ -146,28 +232,52 @@ def tokenize_to_shards(out_dir: Path, parts: list[dict], tok: Tokenizer, max_tok
         raise
 
 
-def _encode_all(batches: Iterator[tuple[list[str], list[str]]], write: Callable, tok: Tokenizer, dtype: np.dtype,
-                processes: int) -> None:
-    """Encode the batches in order (here, or in `processes` worker processes) and `write` each."""
+def _agrees(first: Batch, difference: int | None) -> bool:
+    """The safety net's verdict on the first batch; a warning naming the first differing document."""
+    if difference is None:
+        return True
+    log.warning("shards: tiktoken and tokenizers give different ids for document %s (document %d of the run): "
+                "encoding the whole run with tokenizers (shards.encoder=tokenizers skips this check)",
+                first.ids[difference], difference)
+    return False
+
+
+def _encode_all(batches: Iterator[Batch], write: Callable, tok: Tokenizer, dtype: np.dtype, processes: int,
+                encoding: tiktoken.Encoding | None = None) -> None:
+    """Encode the batches in order (here, or in `processes` worker processes) and `write` each, with
+    tiktoken when `encoding` is given (each worker builds its own from the tokenizer)."""
+    first = next(batches, None)
+    if first is None:
+        return
+    batches = itertools.chain([first], batches)
     if processes <= 0:
-        for texts, splits in batches:
-            flat, lengths = encode_texts(tok, texts, dtype)
-            write(splits, flat, lengths)
+        fast = FastEncoder(tok, encoding, threads=cores()) if encoding is not None else None
+        try:
+            if fast is not None and not _agrees(first, first_difference(tok, fast, first.texts[:CHECK_DOCS])):
+                fast.close()
+                fast = None
+            for b in batches:
+                write(b.splits, *encode_texts(tok, b.texts, dtype, fast))
+        finally:
+            if fast is not None:
+                fast.close()
     else:
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
         tok_json = tok.to_str()
         key = hashlib.sha256(tok_json.encode("utf-8")).hexdigest()
-        with ctx.Pool(processes, initializer=_init_worker, initargs=(tok_json, key)) as pool:
+        use_tiktoken = encoding is not None
+        with ctx.Pool(processes, initializer=_init_worker, initargs=(tok_json, key, use_tiktoken)) as pool:
+            # The safety net runs in a worker, which holds the run's encoders already.
+            if use_tiktoken:
+                use_tiktoken = _agrees(first, pool.apply(_difference_in_worker, ((key, first.texts[:CHECK_DOCS]),)))
             # Pool.imap would read the whole corpus ahead; a bounded window keeps memory flat.
-            window: list[tuple[list[str], list[str]]] = []
-            source = batches
             while True:
-                window = list(itertools.islice(source, 4 * processes))
+                window = list(itertools.islice(batches, 4 * processes))
                 if not window:
                     break
-                results = pool.imap(_encode_in_worker, [(key, texts, dtype.str) for texts, _ in window])
-                for (_, splits), (flat, lengths) in zip(window, results, strict=True):  # imap keeps order
-                    write(splits, flat, lengths)
+                results = pool.imap(_encode_in_worker, [(key, b.texts, dtype.str, use_tiktoken) for b in window])
+                for b, (flat, lengths) in zip(window, results, strict=True):  # imap keeps order
+                    write(b.splits, flat, lengths)
 
 
 # ---- the stages ----------------------------------------------------------------------------------
@@ -228,7 +338,8 @@ def run_shards(cfg: PrepConfig, merge: dict, tok: Tokenizer, tok_sha: str, gener
 
     shards = tokenize_to_shards(cfg.out_path, merge["documents"], tok, cfg.shards.max_tokens,
                                 cfg.shards.batch_docs, cfg.shards.processes, on_batch=on_batch,
-                                after_shard=lambda: pause_point("shard"), shard_dir=shard_dir)
+                                after_shard=lambda: pause_point("shard"), shard_dir=shard_dir,
+                                encoder=cfg.shards.encoder)
     bar.close()
     info = {split: [s.to_dict() for s in lst] for split, lst in shards.items()}
     atomic_write_json(info_path, info)

@@ -29,11 +29,13 @@ import hashlib
 import heapq
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import NamedTuple
+
+import numpy as np
 
 from common.atomic import atomic_open
 from data_prep.document import Document
@@ -204,6 +206,56 @@ def merge_keys(key_groups: Iterable[Iterable[DedupKey]], cfg: DedupConfig | None
         covered, loser, reason = _cross_source_drops((k for s in streams for k in s), cfg.cross_source)
     _merge_sorted(streams, cfg, covered, loser, reason, plan)
     return plan
+
+
+# ---- the plan from arrays (the pipeline's merge) ---------------------------------------------------
+
+DROP_REASONS = ("", "duplicate_text", "duplicate_of_fulltext", "duplicate_of_abstract")  # codes of `array_drops`
+
+
+def array_drops(hashes: np.ndarray, sources: Sequence[str], source_codes: np.ndarray, pmids: np.ndarray,
+                ids_of: Callable[[np.ndarray], list[str]], cfg: DedupConfig | None = None) -> np.ndarray:
+    """`merge_keys`' rules over a whole corpus held as arrays: the drop reason of each document as
+    an index into DROP_REASONS (0: kept).
+
+    hashes: (n, 2) uint64, the words of `text_hash`; sources: the source names `source_codes`
+    (int, n) index; pmids: int64 (n), -1 where the document has no numeric PMID; ids_of(indices):
+    the ids of those documents (asked only for groups of equal texts, to rank them by `id_rank`).
+    Sorting fixed-size keys replaces the key files' string heap: ~40 bytes per document.
+    """
+    cfg = cfg or DedupConfig()
+    n = len(pmids)
+    out = np.zeros(n, dtype=np.int8)
+    if not cfg.enabled or n == 0:
+        return out
+    rule = cross_source_rule(cfg.cross_source)
+    if rule is not None:
+        winner, loser, reason = rule
+        code = {s: i for i, s in enumerate(sources)}
+        has = pmids >= 0
+        win = has & (source_codes == code.get(winner, -1))
+        lose = has & (source_codes == code.get(loser, -1))
+        if win.any() and lose.any():
+            out[lose & np.isin(pmids, np.unique(pmids[win]))] = DROP_REASONS.index(reason)
+    if not cfg.exact:
+        return out
+    cand = np.flatnonzero(out == 0)
+    h = hashes[cand]
+    order = np.lexsort((h[:, 1], h[:, 0]))
+    hs = h[order]
+    same = (hs[1:] == hs[:-1]).all(axis=1)  # same[i]: sorted i+1 repeats sorted i's text
+    if not same.any():
+        return out
+    starts = np.flatnonzero(np.r_[True, ~same])
+    ends = np.r_[starts[1:], len(hs)]
+    dup = np.flatnonzero(ends - starts > 1)
+    code_dup = DROP_REASONS.index("duplicate_text")
+    for s, e in zip(starts[dup], ends[dup], strict=True):
+        members = cand[order[s:e]]
+        ranks = [id_rank(i) for i in ids_of(members)]
+        best = min(range(len(members)), key=ranks.__getitem__)  # the smallest id_rank stays
+        out[np.delete(members, best)] = code_dup
+    return out
 
 
 # ---- key files (what a Slurm array task writes) -------------------------------------------------

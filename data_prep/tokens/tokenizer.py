@@ -40,7 +40,9 @@ class BpeTokenizerConfig(TokenizerConfig):
     vocab_size: int = BIOGPT_VOCAB_SIZE
     min_frequency: int = 2
     max_train_docs: int = 2_000_000  # a deterministic hash sample of train documents
-    max_train_bytes: int = 2_000_000_000
+    # A 42,384-entry vocabulary is full long before 300 MB, and BpeTrainer is sequential (2 GB took
+    # ~11 min): more text would cost time, not quality.
+    max_train_bytes: int = 300_000_000
 
 
 @dataclass

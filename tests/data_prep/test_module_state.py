@@ -14,6 +14,8 @@ ALLOWED = {
     ("data_prep/text/clean.py", "_TABLES"),
     # in an encoding worker process only: its pool's tokenizer, keyed by the sha256 of its JSON
     ("data_prep/pipeline/stage_tokenize.py", "_WORKER_TOKENIZERS"),
+    # in a map worker process only: its pool's context (filters, eval index), keyed by its value
+    ("data_prep/pipeline/stage_map.py", "_WORKER_CONTEXTS"),
 }
 MUTATORS = {"append", "extend", "update", "setdefault", "add", "insert", "pop", "popitem", "clear", "remove",
             "discard", "__setitem__"}

@@ -323,3 +323,42 @@ def test_demo_source_is_decontaminated_against_its_qa_set(tmp_path):
     assert m["counts"]["decontaminated"] == len(removed) > 0
     assert m["quarantined"]  # the demo's deliberately broken files
     assert m["splits"]["val"]["documents"] > 0
+
+
+@pytest.mark.slow
+def test_documents_parts_written_in_parallel_are_the_same_bytes(small_reference, small_corpus, tmp_path):
+    base = [f"source.path={small_corpus}", LINKS, *FAST, "documents.rows_per_file=7"]
+    outs = {}
+    for w in (1, 2):
+        outs[w] = tmp_path / f"w{w}"
+        run_overrides([*base, f"out_dir={outs[w]}", f"workers={w}"])
+    parts = {w: {p.name: sha256_file(p) for p in sorted((o / "documents").glob("*.parquet"))} for w, o in outs.items()}
+    assert len(parts[1]) > 5 and parts[1] == parts[2]
+    m = json.loads((outs[2] / "manifest.json").read_text())
+    assert [d["rows"] for d in m["documents"]][:-1] == [7] * (len(m["documents"]) - 1)
+    # the same rows, in the same order, as the one-part reference
+    assert pq.read_table(outs[2] / "documents").equals(pq.read_table(small_reference / "documents"))
+
+
+def test_changed_eval_sets_redo_the_map_and_a_stale_reduce_is_refused(tmp_path):
+    inputs = tmp_path / "in"
+    write_generated_pubmed(inputs)
+    evals = tmp_path / "eval"
+    evals.mkdir()
+    (evals / "ids.txt").write_text("999999\n")
+    base = [f"source.path={inputs}", f"out_dir={tmp_path / 'out'}", *FAST]
+
+    def run_with_evals(extra: list[str]) -> dict | None:
+        cfg = overrides_to_dict([*base, *extra])
+        cfg["decontam"]["sources"] = {"held_out": {"path": str(evals), "format": "pmid_list"}}
+        return run(cfg)
+
+    first = run_with_evals([])
+    assert first["counts"]["decontaminated"] == 0
+    victim = BASE_PMIDS[0]
+    (evals / "ids.txt").write_text(f"{victim}\n")  # the eval set now names a corpus document
+    with pytest.raises(PrepError, match="made by other evaluation sets; rerun the map stage"):
+        run_with_evals(["stage=reduce"])
+    again = run_with_evals([])  # stage=all redoes the map outputs checked against the old sets
+    assert again["decontaminated_by_eval_set"] == {"held_out": [f"pmid:{victim}"]}
+    assert again["counts"]["kept"] == first["counts"]["kept"] - 1

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import pickle
+import random
 import re
 import tarfile
 
@@ -17,8 +19,10 @@ from data_prep.text.decontam import (
     EVAL_ENV,
     DecontamConfig,
     EvalIndex,
+    EvalUnit,
     load_eval_sets,
     merge_summaries,
+    words,
 )
 from tests.conftest import shared_path
 from tests.data_prep.conftest import prep_config
@@ -249,3 +253,38 @@ def test_merge_summaries_of_tasks(tmp_path):
     merged = merge_summaries([a.summary(), b.summary()])
     assert merged["sets"]["pubmedqa"]["removed_by_pmid"] == ["pmid:111", "pmid:112"]
     assert merge_summaries([])["loaded"] is False
+
+
+def reference_text_match(units: list[str], need_fraction: float, text: str, n: int = 13) -> int | None:
+    """The matching rule written the plain way (distinct word n-grams as tuples, counted per
+    unit): what the array implementation must agree with."""
+    def grams(w):
+        return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
+
+    doc = grams(words(text))
+    for uid, unit in enumerate(units):  # the lowest unit id that reaches its share wins
+        g = grams(unit.split(" "))
+        if g and len(g & doc) >= max(1, math.ceil(need_fraction * len(g))):
+            return uid
+    return None
+
+
+def test_array_ngram_matching_agrees_with_the_plain_rule_near_the_threshold():
+    rng = random.Random(3)
+    vocab = [f"w{i}" for i in range(60)]  # a small vocabulary: many shared n-grams, near misses
+    unit_texts = [" ".join(rng.choice(vocab) for _ in range(rng.randrange(13, 60))) for _ in range(40)]
+    idx = EvalIndex(DecontamConfig(eval_dir=None))
+    idx.add_set("a", "hoc", "mem", [EvalUnit(None, t) for t in unit_texts[:20]], [])
+    idx.add_set("b", "hoc", "mem", [EvalUnit(None, t) for t in unit_texts[20:]], [])
+    units = [t for _, t in idx._units]
+    probes = []
+    for _ in range(600):  # a slice of one unit (0-100 % of it) between random words and other slices
+        u = rng.choice(units).split(" ")
+        a = rng.randrange(len(u))
+        b = rng.randrange(a, len(u) + 1)
+        probes.append(" ".join([rng.choice(vocab) for _ in range(rng.randrange(20))] + u[a:b]
+                               + rng.choice(units).split(" ")[:rng.randrange(20)]))
+    got = [idx._text_match(p) for p in probes]
+    assert got == [reference_text_match(units, idx.cfg.min_overlap, p) for p in probes]
+    assert 50 < sum(g is not None for g in got) < 550  # both outcomes well represented
+    assert idx._text_match("w1 w2") is None and idx._text_match("") is None

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from common.config import ConfigError
 from data_prep.document import Document
 from data_prep.errors import InputFileError
 from data_prep.text.dedup import (
+    DROP_REASONS,
     DedupConfig,
     DedupPlan,
     KeyWriter,
     StreamDedup,
+    array_drops,
     dedup_key,
     id_rank,
     merge_key_files,
     merge_keys,
+    pmid_number,
     read_keys,
     text_hash,
 )
@@ -166,3 +170,33 @@ def test_dedup_config_from_mapping():
     with pytest.raises(ConfigError) as e:
         prep_config(dedup={"fuzzy": True})
     assert e.value.key == "dedup.fuzzy"
+
+
+def array_plan(docs: list[Document], cfg: DedupConfig | None = None) -> dict[str, str]:
+    """`array_drops` (the pipeline's merge) on `docs`, as id -> reason like `DedupPlan.drops`."""
+    sources = sorted({d.source for d in docs})
+    hashes = np.array([np.frombuffer(text_hash(d.text), dtype=">u8") for d in docs], dtype=np.uint64).reshape(-1, 2)
+    codes = np.array([sources.index(d.source) for d in docs])
+    pmids = np.array([pmid_number(d.pmid) if pmid_number(d.pmid) is not None else -1 for d in docs], dtype=np.int64)
+    drops = array_drops(hashes, sources, codes, pmids, lambda which: [docs[i].id for i in which], cfg)
+    return {docs[i].id: DROP_REASONS[c] for i, c in enumerate(drops) if c}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_array_plan_equals_the_key_merge_in_any_order(seed):
+    docs = corpus()
+    random.Random(seed).shuffle(docs)  # the order must not matter: the rank decides
+    assert array_plan(docs) == EXPECTED
+    for cfg in (DedupConfig(cross_source="prefer_abstract"), DedupConfig(cross_source="keep_both"),
+                DedupConfig(exact=False), DedupConfig(enabled=False)):
+        assert array_plan(docs, cfg) == merge_keys([[dedup_key(d) for d in docs]], cfg).drops
+
+
+def test_array_plan_cross_source_before_exact_and_random_corpora():
+    docs = [pmc(1, "Body", pmid=5), pubmed(5, "Shared abstract"), pubmed(8, "shared abstract")]
+    assert array_plan(docs) == {"pmid:5": "duplicate_of_fulltext"}
+    rng = random.Random(7)  # many small texts: big groups, PMC/PubMed pairs, documents without PMIDs
+    docs = [pubmed(n, f"text {rng.randrange(40)}") if rng.random() < 0.6 else
+            pmc(n, f"TEXT  {rng.randrange(40)}", pmid=rng.choice([None, rng.randrange(1, 400)])) for n in range(1, 400)]
+    assert array_plan(docs) == merge_keys([[dedup_key(d) for d in docs]]).drops
+    assert array_plan([]) == {}
