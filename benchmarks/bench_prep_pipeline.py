@@ -14,14 +14,18 @@ drop in the real sample (no abstract, non-English, retractions). A second set, t
 files with half the records each, gives the growth of memory with the corpus. Decontamination runs
 against the real evaluation sets in ../shared/data (decontam.eval_dir), as in production.
 
-Runs, each `python -m data_prep source=local ...` in a fresh out_dir, rounds interleaved:
-  1core    workers=1, pinned to one CPU, tokenizers' Rust threads 1: per-core rate of every stage
-  2cores   workers=2, all CPUs: the map stage's and the shard stage's speed-up
+Runs, each `python -m data_prep source=local ...` in a fresh out_dir, rounds interleaved, with
+25,000-row documents parts (several parts, so the merge writes them in parallel as it does at scale):
+  1core    workers=1, pinned to one CPU, one encoding thread: every stage on one core
+  2cores   workers=2, all CPUs (map, documents parts and shards in 2 processes each)
   array2   two `stage=map task.count=2` tasks side by side, then `stage=reduce`
-  mem_*    2cores on both sets with a 1,000-row documents buffer (once each): memory growth per worker
-           and of the merge stage (the default 200,000-row buffer would hide it at these sizes)
+  mem_*    2cores on both sets with 1,000-row parts (once each): memory growth per map worker and
+           of the merge's main process, and a part writer's memory per row
 Time per stage comes from the run's summary.json; memory from sampling the process tree
-(/proc VmRSS every 0.2 s for the stage it happens in, VmHWM for exact peaks).
+(/proc VmRSS every 0.2 s for the stage it happens in, VmHWM for exact peaks; a child belongs to
+the stage it appeared in). The projection splits each stage into a serial and a parallel part
+from its times on 1 and 2 cores (Amdahl's law) and scales both by the baseline's size; loading
+the evaluation sets is a fixed cost per run, timed here and not scaled.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ BASELINE_CITATIONS = 41_000_000
 NODE_CORES = 16
 GOAL_MIN = 30
 ROWS_SMALL = 1_000  # documents.rows_per_file in the memory-growth runs
+ROWS_TIMED = 25_000  # and in the timed runs: several parts, so the merge writes them in parallel as at scale
+ROWS_DEFAULT = 200_000  # documents.rows_per_file's default: what a part writer holds in production
 
 
 # ---- inputs --------------------------------------------------------------------------------------
@@ -255,6 +261,8 @@ def run_pipeline(label: str, inputs: str, work: Path, workers: int, one_core: bo
     map_workers = sampler.worker_peaks(windows.get("map"))
     r["map_worker_peak_mb"] = max(map_workers) if workers > 1 and map_workers else \
         r["main_stage_peak_mb"].get("map", 0.0)
+    part_writers = sampler.worker_peaks(windows.get("merge"))  # the merge's pool: documents part writers
+    r["part_writer_peak_mb"] = max(part_writers) if part_writers else None
     r.update(run_outputs(out))
     shutil.rmtree(out, ignore_errors=True)
     return r
@@ -277,13 +285,13 @@ def run_outputs(out: Path) -> dict[str, Any]:
             "documents_rows_per_file": cfg.get("documents", {}).get("rows_per_file")}
 
 
-def run_array(inputs: str, work: Path, count: int) -> dict[str, Any]:
+def run_array(inputs: str, work: Path, count: int, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """`count` map tasks side by side (as a Slurm array would run them), then the reduce stage."""
     out = work / "array"
     shutil.rmtree(out, ignore_errors=True)
     logs = [work / f"array.map{i}.log" for i in range(count)]
     t0 = time.perf_counter()
-    procs = [_launch(prep_cmd(inputs, out, "stage=map", f"task.index={i}", f"task.count={count}"), logs[i], False)
+    procs = [_launch(prep_cmd(inputs, out, "stage=map", f"task.index={i}", f"task.count={count}", *extra), logs[i], False)
              for i in range(count)]
     sampler = TreeSampler().start([p.pid for p in procs])
     try:
@@ -293,7 +301,7 @@ def run_array(inputs: str, work: Path, count: int) -> dict[str, Any]:
     map_wall = time.perf_counter() - t0
     red_log = work / "array.reduce.log"
     t1 = time.perf_counter()
-    proc = _launch(prep_cmd(inputs, out, "stage=reduce"), red_log, False)
+    proc = _launch(prep_cmd(inputs, out, "stage=reduce", "workers=2", *extra), red_log, False)
     rsampler = TreeSampler().start([proc.pid])
     try:
         _wait([proc], [red_log], timeout=6 * 3600)
@@ -309,9 +317,34 @@ def run_array(inputs: str, work: Path, count: int) -> dict[str, Any]:
 
 # ---- projection -------------------------------------------------------------------------------------
 
-def projection(one: list[dict], two: list[dict], tokens_cfg: dict) -> tuple[dict[str, float], list[str]]:
-    """Minutes per stage for the baseline on NODE_CORES cores, from per-core rates (1core runs) and
-    the measured 1 -> 2 core efficiency, with the arithmetic as text."""
+def eval_index_seconds(repeats: int = 3) -> dict[str, float]:
+    """Loading the evaluation sets: a cost per run, not per record. The map stage loads them, builds
+    their n-gram table and fingerprint once before forking its workers ("map"); the merge loads
+    them and takes the fingerprint ("merge")."""
+    from data_prep.text.decontam import DecontamConfig, load_eval_sets
+
+    times: dict[str, list[float]] = {"map": [], "merge": []}
+    for _ in range(repeats):
+        t = time.perf_counter()
+        index = load_eval_sets(DecontamConfig(eval_dir=str(SHARED_DATA)))
+        index.fingerprint()
+        times["merge"].append(time.perf_counter() - t)
+        index.build()
+        times["map"].append(time.perf_counter() - t)
+    return {k: median(v) for k, v in times.items()}
+
+
+def amdahl(t1: float, t2: float, cores: int) -> tuple[float, float, float]:
+    """(serial s, parallel s, time on `cores`) of a stage from its times on 1 and 2 cores:
+    t1 = S + P, t2 = S + P/2."""
+    p = min(max(0.0, 2 * (t1 - t2)), t1)
+    return t1 - p, p, (t1 - p) + p / cores
+
+
+def projection(one: list[dict], two: list[dict], tokens_cfg: dict, evals_s: dict[str, float]) -> tuple[dict[str, float], list[str]]:
+    """Minutes per stage for the baseline on NODE_CORES cores: each stage's serial and parallel
+    parts from its times on 1 and 2 cores (Amdahl), scaled by the baseline's size; the evaluation
+    sets' loading is a fixed cost of the map and merge stages, not scaled."""
     def med(runs, f):
         return median([f(r) for r in runs])
 
@@ -319,69 +352,60 @@ def projection(one: list[dict], two: list[dict], tokens_cfg: dict) -> tuple[dict
     parsed = c["parsed"]
     kept_frac = c["kept"] / parsed
     tok_per_doc = (c["train_tokens"] + c["val_tokens"]) / c["kept"]
-    map_rate = med(one, lambda r: r["counts"]["parsed"] / r["stage_s"]["map"])  # records/s on one core
-    eff_map = med(list(zip(one, two, strict=True)), lambda p: p[0]["stage_s"]["map"] / (2 * p[1]["stage_s"]["map"]))
-    merge_rate = med(two, lambda r: r["counts"]["parsed"] / r["stage_s"]["merge"])
+    kept = BASELINE_CITATIONS * kept_frac
+    tokens = kept * tok_per_doc
+    scale = {"map": BASELINE_CITATIONS / parsed, "merge": BASELINE_CITATIONS / parsed,
+             "shards": tokens / (c["train_tokens"] + c["val_tokens"])}
+    fixed = {"map": evals_s["map"], "merge": evals_s["merge"], "shards": 0.0}
+    m, lines = {}, []
+    for st, what in (("map", "records"), ("merge", "records"), ("shards", "tokens")):
+        t1 = max(0.0, med(one, lambda r, st=st: r["stage_s"][st]) - fixed[st])
+        t2 = max(0.0, med(two, lambda r, st=st: r["stage_s"][st]) - fixed[st])
+        s_, p_, t16 = amdahl(t1, t2, NODE_CORES)
+        m[st] = (fixed[st] + t16 * scale[st]) / 60
+        lines.append(f"{st:<9} 1 core {t1:.1f} s, 2 cores {t2:.1f} s{' (after the ' + f'{fixed[st]:.1f} s' + ' eval index)' if fixed[st] else ''}"
+                     f" -> serial {s_:.1f} s + parallel {p_:.1f} s; on {NODE_CORES}: {s_:.1f} + {p_:.1f}/{NODE_CORES} = "
+                     f"{t16:.2f} s x {scale[st]:,.0f} (baseline {what} / measured)"
+                     f"{' + ' + f'{fixed[st]:.1f} s' if fixed[st] else ''} = {m[st]:.1f} min")
     tok_docs = min(tokens_cfg["max_train_docs"], c["train_documents"])
     bytes_per_doc = tokens_cfg["bytes_per_doc"]
-    bpe_rate = med(two, lambda r: tok_docs * bytes_per_doc / r["stage_s"]["tokenizer"])  # bytes/s, all cores
-    shard_rate = med(one, lambda r: (r["counts"]["train_tokens"] + r["counts"]["val_tokens"]) / r["stage_s"]["shards"])
-    eff_shards = med(list(zip(one, two, strict=True)),
-                     lambda p: p[0]["stage_s"]["shards"] / (2 * p[1]["stage_s"]["shards"]))
-    kept = BASELINE_CITATIONS * kept_frac
+    bpe_rate = med(two, lambda r: min(tok_docs * bytes_per_doc, tokens_cfg["max_train_bytes"]) / r["stage_s"]["tokenizer"])
     sample_bytes = min(tokens_cfg["max_train_docs"] * bytes_per_doc, tokens_cfg["max_train_bytes"])
-    tokens = kept * tok_per_doc
-    m = {
-        "map": BASELINE_CITATIONS / (map_rate * NODE_CORES * eff_map) / 60,
-        "merge": BASELINE_CITATIONS / merge_rate / 60,
-        "tokenizer": sample_bytes / bpe_rate / 60,
-        "shards": tokens / (shard_rate * NODE_CORES * eff_shards) / 60,
-    }
-    m["total"] = sum(m.values())
-    lines = [
-        f"map       {BASELINE_CITATIONS / 1e6:.0f}M records / ({map_rate:,.0f} rec/s/core (parse, clean, filter, dedup "
-        f"keys, decontamination, split) x {NODE_CORES} x efficiency "
-        f"{eff_map:.2f}) = {m['map']:.1f} min",
-        f"merge     {BASELINE_CITATIONS / 1e6:.0f}M records / {merge_rate:,.0f} rec/s (versions and dedup sorts in "
-        f"one process, documents parts in {min(2, os.cpu_count() or 2)}; measured with workers=2, no credit for more "
-        f"cores) = {m['merge']:.1f} min",
-        f"tokenizer sample min({tokens_cfg['max_train_docs']:,} docs x {bytes_per_doc:,.0f} B, "
-        f"{tokens_cfg['max_train_bytes'] / 1e9:.1f} GB) = {sample_bytes / 1e9:.2f} GB / {bpe_rate / 1e6:.2f} MB/s "
-        f"(measured on {os.cpu_count()} cores; no credit for more: merges are sequential) = {m['tokenizer']:.1f} min",
-        f"shards    {kept / 1e6:.1f}M kept ({100 * kept_frac:.0f}% of records, as measured) x {tok_per_doc:.0f} tokens "
-        f"= {tokens / 1e9:.2f}B tokens / ({shard_rate / 1e6:.3f}M tok/s/core x {NODE_CORES} x efficiency "
-        f"{eff_shards:.2f}) = {m['shards']:.1f} min",
-        f"total     {m['total']:.1f} min (goal < {GOAL_MIN} min; download not included; assumes the efficiency "
-        f"measured from 1 to {min(2, os.cpu_count() or 2)} cores holds to {NODE_CORES})",
-    ]
+    m["tokenizer"] = sample_bytes / bpe_rate / 60
+    lines.insert(2, f"tokenizer sample min({tokens_cfg['max_train_docs']:,} docs x {bytes_per_doc:,.0f} B, "
+                    f"{tokens_cfg['max_train_bytes'] / 1e9:.1f} GB) = {sample_bytes / 1e9:.2f} GB / {bpe_rate / 1e6:.2f} MB/s "
+                    f"(measured on {os.cpu_count()} cores; no credit for more: merges are sequential) = {m['tokenizer']:.1f} min")
+    m["total"] = m["map"] + m["merge"] + m["tokenizer"] + m["shards"]
+    lines.append(f"total     {m['total']:.1f} min (goal < {GOAL_MIN} min; download not included; {kept / 1e6:.1f}M kept "
+                 f"documents, {tokens / 1e9:.2f}B tokens; the serial part measured from 1 to 2 cores is assumed to "
+                 f"stay serial and the parallel part to divide by {NODE_CORES})")
     return m, lines
 
 
-def merge_memory_growth(mem: dict[str, dict], default: dict, rows_per_file: int) -> tuple[float, float, str]:
-    """(MB per 1k records of the merge stage's peak, projected GB for the baseline, the arithmetic).
-
-    Two runs with a small documents buffer give the part that grows with the corpus (version
-    index, dedup keys); the run with the default buffer adds the buffer's bytes per row, which is
-    bounded by documents.rows_per_file."""
+def merge_memory_growth(mem: dict[str, dict], timed: list[dict], writers: int) -> tuple[float, float, str]:
+    """(MB per 1k records of the merge's main process, projected GB of the merge on the baseline,
+    the arithmetic). The main process holds arrays that grow with the corpus (from the two memory
+    runs); each of `writers` part writers holds one documents part (documents.rows_per_file rows:
+    its cost per row from the timed runs' 25,000-row parts against the memory runs' 1,000-row ones)."""
     half, full = mem["half"], mem["full"]
     a, b = half["counts"]["parsed"], full["counts"]["parsed"]
     ma, mb = half["main_stage_peak_mb"].get("merge", 0.0), full["main_stage_peak_mb"].get("merge", 0.0)
     slope = (mb - ma) / max(1, b - a) * 1000  # MB per 1k records
     base = mb - slope * b / 1000
-    buffered = min(default["counts"]["kept"], rows_per_file)
-    text = (f"merge/dedup peak RSS with a {ROWS_SMALL:,}-row documents buffer: {ma:,.0f} MB at {a:,} records, "
-            f"{mb:,.0f} MB at {b:,} -> {slope:.3f} MB per 1k records")
-    if buffered <= 2 * ROWS_SMALL:  # too few documents to see the default buffer's cost per row
-        proj = (base + slope * BASELINE_CITATIONS / 1000) / 1024
-        return slope, proj, text + (f"; the default documents buffer is not measurable with {buffered:,} kept "
-                                    f"documents. Baseline without it: {base:,.0f} + {slope:.3f} x "
-                                    f"{BASELINE_CITATIONS / 1000:,.0f} = {proj:.1f} GB")
-    row_mb = max(0.0, default["main_stage_peak_mb"].get("merge", 0.0) - mb) / (buffered - ROWS_SMALL)
-    proj = (base + slope * BASELINE_CITATIONS / 1000 + row_mb * rows_per_file) / 1024
-    return slope, proj, text + (f"; the default buffer holds {1024 * row_mb:,.1f} kB per row up to "
-                                f"{rows_per_file:,} rows. Baseline: {base:,.0f} + {slope:.3f} x "
-                                f"{BASELINE_CITATIONS / 1000:,.0f} + {1024 * row_mb:,.1f} kB x {rows_per_file:,} "
-                                f"= {proj:.1f} GB")
+    main_gb = (base + slope * BASELINE_CITATIONS / 1000) / 1024
+    text = (f"merge main process peak RSS: {ma:,.0f} MB at {a:,} records, {mb:,.0f} MB at {b:,} -> {slope:.3f} MB "
+            f"per 1k records: {base:,.0f} + {slope:.3f} x {BASELINE_CITATIONS / 1000:,.0f} = {main_gb:.1f} GB for the baseline")
+    small = full.get("part_writer_peak_mb")
+    big = [r["part_writer_peak_mb"] for r in timed if r.get("part_writer_peak_mb")]
+    if not small or not big:
+        return slope, main_gb, text + "; part writers not observed"
+    per_row = max(0.0, median(big) - small) / (ROWS_TIMED - ROWS_SMALL)
+    writer_gb = (small + per_row * (ROWS_DEFAULT - ROWS_SMALL)) / 1024
+    total = main_gb + writers * writer_gb
+    return slope, total, text + (
+        f"; a part writer: {small:,.0f} MB with {ROWS_SMALL:,}-row parts, {median(big):,.0f} MB with {ROWS_TIMED:,}-row "
+        f"parts -> {1024 * per_row:,.1f} kB per row: {writer_gb:.2f} GB with the default {ROWS_DEFAULT:,}-row parts; "
+        f"merge total on {writers} cores: {main_gb:.1f} + {writers} x {writer_gb:.2f} = {total:.1f} GB")
 
 
 # ---- main ---------------------------------------------------------------------------------------
@@ -406,10 +430,11 @@ def main() -> None:
             print(f"inputs: {full['files']} files x {args.records_per_file:,} records ({full['gz_bytes'] / 1e6:.0f} MB gz) "
                   f"and a half-size set, from {len(templates)} distinct real records, in {time.perf_counter() - t:.0f} s")
             one, two, arr = [], [], []
+            timed = (f"documents.rows_per_file={ROWS_TIMED}",)
             for r in range(args.warmup + args.repeats):
-                runs = [("1core", lambda: run_pipeline("1core", full["dir"], work, 1, True)),
-                        ("2cores", lambda: run_pipeline("2cores", full["dir"], work, 2, False)),
-                        ("array2", lambda: run_array(full["dir"], work, 2))]
+                runs = [("1core", lambda: run_pipeline("1core", full["dir"], work, 1, True, timed)),
+                        ("2cores", lambda: run_pipeline("2cores", full["dir"], work, 2, False, timed)),
+                        ("array2", lambda: run_array(full["dir"], work, 2, timed))]
                 k = r % len(runs)
                 got = {}
                 for name, fn in runs[k:] + runs[:k]:
@@ -425,9 +450,11 @@ def main() -> None:
             small_parts = (f"documents.rows_per_file={ROWS_SMALL}",)
             mem = {"half": run_pipeline("mem_half", half["dir"], work, 2, False, small_parts),
                    "full": run_pipeline("mem_full", full["dir"], work, 2, False, small_parts)}
+            evals_s = eval_index_seconds()
             b.record("inputs", {"full": full, "half": half})
             b.record("runs", {"1core": one, "2cores": two, "array2": arr, "memory": mem})
-            report(b, one, two, arr, mem)
+            b.record("eval_index_s", evals_s)
+            report(b, one, two, arr, mem, evals_s)
         finally:
             if args.work is None:
                 shutil.rmtree(work, ignore_errors=True)
@@ -438,7 +465,8 @@ def _short(r: dict) -> dict:
     return {k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items() if k in keep}
 
 
-def report(b: Bench, one: list[dict], two: list[dict], arr: list[dict], mem: dict[str, dict]) -> None:
+def report(b: Bench, one: list[dict], two: list[dict], arr: list[dict], mem: dict[str, dict],
+           evals_s: dict[str, float]) -> None:
     c = one[0]["counts"]
     print(f"\nrecords {c['parsed']:,}, kept {c['kept']:,} ({100 * c['kept'] / c['parsed']:.0f}%), duplicates "
           f"{c.get('duplicates', 0):,}, tokens {c['train_tokens'] + c['val_tokens']:,}")
@@ -472,15 +500,16 @@ def report(b: Bench, one: list[dict], two: list[dict], arr: list[dict], mem: dic
     b.record("map_worker_mb_per_1k_records_in_file", w_slope)
     for st in ("merge", "tokenizer", "shards"):
         print(f"peak RSS of the main process in {st}: {spread([r['main_stage_peak_mb'].get(st, 0) for r in two], '{:,.0f}')} MB")
-    rows_default = int(two[0].get("documents_rows_per_file", 200_000))
-    slope, proj, text = merge_memory_growth(mem, two[0], rows_default)
+    slope, proj, text = merge_memory_growth(mem, two, NODE_CORES)
     print(text)
     b.record("merge_mb_per_1k_records", slope)
     b.record("merge_peak_baseline_gb", proj)
     tok_cfg = {**one[0]["tokenizer_cfg"], "bytes_per_doc": one[0]["text_bytes"] / max(1, c["kept"])}
     if {"max_train_docs", "max_train_bytes"} - set(tok_cfg):
         raise SystemExit(f"the prep config has no tokenizer.max_train_docs/max_train_bytes: {tok_cfg}")
-    minutes, lines = projection(one, two, tok_cfg)
+    print(f"evaluation sets: {evals_s['map']:.2f} s loaded with their n-gram table and fingerprint (once per map "
+          f"run), {evals_s['merge']:.2f} s loaded with their fingerprint (once in the merge)")
+    minutes, lines = projection(one, two, tok_cfg, evals_s)
     print(f"\nprojection: 2026 PubMed baseline ({BASELINE_FILES:,} files, ~{BASELINE_CITATIONS / 1e6:.0f}M citations) "
           f"on {NODE_CORES} cores")
     for line in lines:

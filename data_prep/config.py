@@ -96,7 +96,9 @@ class ShardEncoder(str, Enum):
 class ShardsConfig:
     max_tokens: int = 1 << 28  # 256M tokens: 512 MB uint16 shards
     batch_docs: int = 1024  # documents per encode call
-    processes: int = 0  # 0: encode in the main process (threads on every core); N: N processes, one thread each
+    # -1: one process per `workers` (threads in this process when workers=1); 0: encode in this
+    # process on every core (threads); N: N processes, one thread each, that read the documents too.
+    processes: int = -1
     encoder: ShardEncoder = ShardEncoder.auto  # data_prep/tokens/fast_encode.py
 
 
@@ -241,7 +243,7 @@ def check_config(cfg: PrepConfig) -> None:
     check_range("split.val_fraction", cfg.split.val_fraction, 0.0, 1.0, hi_open=True)
     check_range("shards.max_tokens", cfg.shards.max_tokens, 1)
     check_range("shards.batch_docs", cfg.shards.batch_docs, 1)
-    check_range("shards.processes", cfg.shards.processes, 0)
+    check_range("shards.processes", cfg.shards.processes, -1)
     _check_shard_encoder(cfg)
     check_range("documents.rows_per_file", cfg.documents.rows_per_file, 1)
     check_range("documents.row_group_size", cfg.documents.row_group_size, 1)

@@ -171,10 +171,14 @@ def first_difference(tok: Tokenizer, fast: FastEncoder, texts: list[str]) -> int
     return next((i for i, (a, b) in enumerate(zip(fast.encode(texts), theirs, strict=True)) if a != b.ids), None)
 
 
-def _encode_in_worker(args: tuple[str, list[str], str, bool]) -> tuple[np.ndarray, np.ndarray]:
-    key, texts, dtype, use_tiktoken = args
+def _encode_row_group(args: tuple[str, str, int, str, bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A worker's job with processes > 0: one row group of a documents part, read here (the main
+    process only receives arrays and writes them), as (ids, lengths, in the val split)."""
+    key, path, group, dtype, use_tiktoken = args
     tok, fast = _WORKER_TOKENIZERS[key]
-    return encode_texts(tok, texts, np.dtype(dtype), fast if use_tiktoken else None)
+    t = pq.ParquetFile(path).read_row_group(group, columns=["text", "split"])
+    flat, lengths = encode_texts(tok, t["text"].to_pylist(), np.dtype(dtype), fast if use_tiktoken else None)
+    return flat, lengths, np.asarray(t["split"].to_pylist()) == "val"
 
 
 def _difference_in_worker(args: tuple[str, list[str]]) -> int | None:
@@ -209,9 +213,11 @@ def tokenize_to_shards(out_dir: Path, parts: list[dict], tok: Tokenizer, max_tok
         for b in iter_documents(out_dir, parts, columns=["id", "text", "split"], batch_size=batch_docs):
             yield Batch(b["id"], b["text"], b["split"])
 
-    def write(splits: list[str], flat: np.ndarray, lengths: np.ndarray) -> None:
+    def write(splits: list[str] | np.ndarray, flat: np.ndarray, lengths: np.ndarray) -> None:
+        """`splits`: each document's split, or (from a worker) whether it is in val."""
         n_before = {s: len(w.shards) for s, w in writers.items()}
-        split_arr = np.asarray(splits)
+        split_arr = np.where(splits, "val", "train") if isinstance(splits, np.ndarray) and splits.dtype == bool \
+            else np.asarray(splits)
         for s, w in writers.items():
             sel = split_arr == s
             if sel.all():
@@ -224,7 +230,9 @@ def tokenize_to_shards(out_dir: Path, parts: list[dict], tok: Tokenizer, max_tok
             on_batch(len(splits), int(lengths.sum()) + len(splits))
 
     try:
-        _encode_all(batches(), write, tok, dtype, processes, encoding)
+        groups = [(str(Path(out_dir) / p["path"]), g) for p in parts
+                  for g in range(pq.ParquetFile(Path(out_dir) / p["path"]).num_row_groups)]
+        _encode_all(batches(), write, tok, dtype, processes, encoding, groups)
         return {s: w.close() for s, w in writers.items()}
     except BaseException:
         for w in writers.values():
@@ -243,9 +251,11 @@ def _agrees(first: Batch, difference: int | None) -> bool:
 
 
 def _encode_all(batches: Iterator[Batch], write: Callable, tok: Tokenizer, dtype: np.dtype, processes: int,
-                encoding: tiktoken.Encoding | None = None) -> None:
-    """Encode the batches in order (here, or in `processes` worker processes) and `write` each, with
-    tiktoken when `encoding` is given (each worker builds its own from the tokenizer)."""
+                encoding: tiktoken.Encoding | None = None, groups: list[tuple[str, int]] | None = None) -> None:
+    """Encode the batches in order and `write` each, with tiktoken when `encoding` is given. With
+    processes > 0 the `groups` (documents part, row group) are read and encoded by the workers (each
+    builds its encoders from the tokenizer), and this process only writes their arrays in order:
+    nothing per document runs here, which is what lets the stage scale with cores."""
     first = next(batches, None)
     if first is None:
         return
@@ -270,14 +280,12 @@ def _encode_all(batches: Iterator[Batch], write: Callable, tok: Tokenizer, dtype
             # The safety net runs in a worker, which holds the run's encoders already.
             if use_tiktoken:
                 use_tiktoken = _agrees(first, pool.apply(_difference_in_worker, ((key, first.texts[:CHECK_DOCS]),)))
-            # Pool.imap would read the whole corpus ahead; a bounded window keeps memory flat.
-            while True:
-                window = list(itertools.islice(batches, 4 * processes))
-                if not window:
-                    break
-                results = pool.imap(_encode_in_worker, [(key, b.texts, dtype.str, use_tiktoken) for b in window])
-                for b, (flat, lengths) in zip(window, results, strict=True):  # imap keeps order
-                    write(b.splits, flat, lengths)
+            del first, batches  # the workers read the documents themselves
+            jobs = [(key, path, g, dtype.str, use_tiktoken) for path, g in groups or ()]
+            # A job is a row group (documents.row_group_size documents): results wait for the writes
+            # only while an earlier job is still running, a few row groups' arrays at most.
+            for flat, lengths, val in pool.imap(_encode_row_group, jobs):
+                write(val, flat, lengths)  # imap keeps order
 
 
 # ---- the stages ----------------------------------------------------------------------------------
@@ -311,6 +319,13 @@ def run_tokenizer(cfg: PrepConfig, merge: dict) -> tuple[Tokenizer, str]:
     return tok, sha
 
 
+def shard_processes(cfg: PrepConfig) -> int:
+    """shards.processes, with -1 (the default) resolved: the run's `workers` processes when it has
+    several, else threads in this process."""
+    p = cfg.shards.processes
+    return p if p >= 0 else (cfg.workers if cfg.workers > 1 else 0)
+
+
 def run_shards(cfg: PrepConfig, merge: dict, tok: Tokenizer, tok_sha: str, generation: int = 1) -> dict[str, list[dict]]:
     """Stage (d): tokenize the documents into shards unless the marker records the same documents
     and tokenizer; shard records by split. An appended generation g writes `shards/gen-<g>/` only
@@ -337,7 +352,7 @@ def run_shards(cfg: PrepConfig, merge: dict, tok: Tokenizer, tok_sha: str, gener
         bar.set_postfix(tok_s=f"{tokens / max(1e-9, bar.format_dict['elapsed']):,.0f}", refresh=False)
 
     shards = tokenize_to_shards(cfg.out_path, merge["documents"], tok, cfg.shards.max_tokens,
-                                cfg.shards.batch_docs, cfg.shards.processes, on_batch=on_batch,
+                                cfg.shards.batch_docs, shard_processes(cfg), on_batch=on_batch,
                                 after_shard=lambda: pause_point("shard"), shard_dir=shard_dir,
                                 encoder=cfg.shards.encoder)
     bar.close()

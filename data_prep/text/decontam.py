@@ -277,6 +277,9 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.casefold())
 
 
+_SLOT_SHIFT = 37  # the prefilter's bit of a key: its top 27 bits
+
+
 class NgramKeys:
     """A 64-bit key for every word n-gram of a text, in a few array operations.
 
@@ -348,7 +351,7 @@ class EvalIndex:
         self._table: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._need: np.ndarray = np.zeros(0, dtype=np.int64)
         self._keys = NgramKeys(self.cfg.ngram)
-        self._bits = np.zeros(0, dtype=bool)  # a 1-in-16M prefilter: bits[key >> 40] for every table key
+        self._bits = np.zeros(0, dtype=np.uint64)  # prefilter: bit (key >> 37) set for every table key
 
     # pickling: ship the texts, not the process-specific hash tables
     def __getstate__(self) -> dict:
@@ -358,7 +361,7 @@ class EvalIndex:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._table, self._need = None, np.zeros(0, dtype=np.int64)
-        self._keys, self._bits = NgramKeys(self.cfg.ngram), np.zeros(0, dtype=bool)
+        self._keys, self._bits = NgramKeys(self.cfg.ngram), np.zeros(0, dtype=np.uint64)
 
     def add_set(self, name: str, fmt: str, path: str, units: Iterable[EvalUnit], files: list[str]) -> None:
         if name in self.sets:
@@ -397,8 +400,11 @@ class EvalIndex:
         order = np.lexsort((o, k))
         k, o = k[order], o[order]
         distinct, starts = np.unique(k, return_index=True)
-        self._bits = np.zeros(1 << 24, dtype=bool)
-        self._bits[distinct >> np.uint64(40)] = True
+        # 2^27 bits (16 MB): with ~10^6 table keys a document's n-gram passes by chance ~1% of the
+        # time, so the binary search (a cache miss per step in the large key array) sees ~2 a document.
+        slot = distinct >> np.uint64(_SLOT_SHIFT)
+        self._bits = np.zeros(1 << (64 - _SLOT_SHIFT - 6), dtype=np.uint64)
+        np.bitwise_or.at(self._bits, slot >> np.uint64(6), np.uint64(1) << (slot & np.uint64(63)))
         self._table, self._need = (distinct, np.r_[starts, len(k)], o), np.asarray(need, dtype=np.int64)
         return self._table
 
@@ -462,7 +468,8 @@ class EvalIndex:
         if not keys.size:
             return None
         h = self._keys(w)
-        h = h[self._bits[h >> np.uint64(40)]]  # most documents share no n-gram: usually empty here
+        slot = h >> np.uint64(_SLOT_SHIFT)
+        h = h[(self._bits[slot >> np.uint64(6)] >> (slot & np.uint64(63))) & np.uint64(1) == 1]
         if not h.size:
             return None
         at = np.minimum(np.searchsorted(keys, h), keys.size - 1)
