@@ -24,8 +24,10 @@ Runs, each `python -m data_prep source=local ...` in a fresh out_dir, rounds int
 Time per stage comes from the run's summary.json; memory from sampling the process tree
 (/proc VmRSS every 0.2 s for the stage it happens in, VmHWM for exact peaks; a child belongs to
 the stage it appeared in). The projection splits each stage into a serial and a parallel part
-from its times on 1 and 2 cores (Amdahl's law) and scales both by the baseline's size; loading
-the evaluation sets is a fixed cost per run, timed here and not scaled.
+from its times on 1 and 2 cores (Amdahl's law) and scales both by the baseline's size; what a
+stage costs whatever the size (eval sets, language model, worker pools, the tiktoken encoder) is
+measured by 1- and 2-core runs on 2 files of 50 records (3 each), taken out before scaling and
+added back once.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ NODE_CORES = 16
 GOAL_MIN = 30
 ROWS_SMALL = 1_000  # documents.rows_per_file in the memory-growth runs
 ROWS_TIMED = 25_000  # and in the timed runs: several parts, so the merge writes them in parallel as at scale
+TINY_RECORDS = 50  # per file, in the runs that measure each stage's fixed cost
 ROWS_DEFAULT = 200_000  # documents.rows_per_file's default: what a part writer holds in production
 
 
@@ -317,23 +320,6 @@ def run_array(inputs: str, work: Path, count: int, extra: tuple[str, ...] = ()) 
 
 # ---- projection -------------------------------------------------------------------------------------
 
-def eval_index_seconds(repeats: int = 3) -> dict[str, float]:
-    """Loading the evaluation sets: a cost per run, not per record. The map stage loads them, builds
-    their n-gram table and fingerprint once before forking its workers ("map"); the merge loads
-    them and takes the fingerprint ("merge")."""
-    from data_prep.text.decontam import DecontamConfig, load_eval_sets
-
-    times: dict[str, list[float]] = {"map": [], "merge": []}
-    for _ in range(repeats):
-        t = time.perf_counter()
-        index = load_eval_sets(DecontamConfig(eval_dir=str(SHARED_DATA)))
-        index.fingerprint()
-        times["merge"].append(time.perf_counter() - t)
-        index.build()
-        times["map"].append(time.perf_counter() - t)
-    return {k: median(v) for k, v in times.items()}
-
-
 def amdahl(t1: float, t2: float, cores: int) -> tuple[float, float, float]:
     """(serial s, parallel s, time on `cores`) of a stage from its times on 1 and 2 cores:
     t1 = S + P, t2 = S + P/2."""
@@ -341,10 +327,13 @@ def amdahl(t1: float, t2: float, cores: int) -> tuple[float, float, float]:
     return t1 - p, p, (t1 - p) + p / cores
 
 
-def projection(one: list[dict], two: list[dict], tokens_cfg: dict, evals_s: dict[str, float]) -> tuple[dict[str, float], list[str]]:
+def projection(one: list[dict], two: list[dict], tokens_cfg: dict,
+               fixed: dict[str, dict[str, float]]) -> tuple[dict[str, float], list[str]]:
     """Minutes per stage for the baseline on NODE_CORES cores: each stage's serial and parallel
-    parts from its times on 1 and 2 cores (Amdahl), scaled by the baseline's size; the evaluation
-    sets' loading is a fixed cost of the map and merge stages, not scaled."""
+    parts from its times on 1 and 2 cores (Amdahl), scaled by the baseline's size. What a stage
+    costs whatever the size (loading the evaluation sets and the language model, starting worker
+    pools, building the tiktoken encoder) is measured by the tiny runs (`fixed`: stage -> {"1core",
+    "2cores"} seconds), taken out before scaling and added back once."""
     def med(runs, f):
         return median([f(r) for r in runs])
 
@@ -356,17 +345,16 @@ def projection(one: list[dict], two: list[dict], tokens_cfg: dict, evals_s: dict
     tokens = kept * tok_per_doc
     scale = {"map": BASELINE_CITATIONS / parsed, "merge": BASELINE_CITATIONS / parsed,
              "shards": tokens / (c["train_tokens"] + c["val_tokens"])}
-    fixed = {"map": evals_s["map"], "merge": evals_s["merge"], "shards": 0.0}
     m, lines = {}, []
     for st, what in (("map", "records"), ("merge", "records"), ("shards", "tokens")):
-        t1 = max(0.0, med(one, lambda r, st=st: r["stage_s"][st]) - fixed[st])
-        t2 = max(0.0, med(two, lambda r, st=st: r["stage_s"][st]) - fixed[st])
+        f1, f2 = fixed[st]["1core"], fixed[st]["2cores"]
+        t1 = max(0.0, med(one, lambda r, st=st: r["stage_s"][st]) - f1)
+        t2 = max(0.0, med(two, lambda r, st=st: r["stage_s"][st]) - f2)
         s_, p_, t16 = amdahl(t1, t2, NODE_CORES)
-        m[st] = (fixed[st] + t16 * scale[st]) / 60
-        lines.append(f"{st:<9} 1 core {t1:.1f} s, 2 cores {t2:.1f} s{' (after the ' + f'{fixed[st]:.1f} s' + ' eval index)' if fixed[st] else ''}"
-                     f" -> serial {s_:.1f} s + parallel {p_:.1f} s; on {NODE_CORES}: {s_:.1f} + {p_:.1f}/{NODE_CORES} = "
-                     f"{t16:.2f} s x {scale[st]:,.0f} (baseline {what} / measured)"
-                     f"{' + ' + f'{fixed[st]:.1f} s' if fixed[st] else ''} = {m[st]:.1f} min")
+        m[st] = (max(f1, f2) + t16 * scale[st]) / 60
+        lines.append(f"{st:<9} 1 core {t1:.1f} s, 2 cores {t2:.1f} s (less the fixed {f1:.1f} / {f2:.1f} s) -> serial "
+                     f"{s_:.2f} s + parallel {p_:.1f} s; on {NODE_CORES}: {s_:.2f} + {p_:.1f}/{NODE_CORES} = {t16:.2f} s "
+                     f"x {scale[st]:,.0f} (baseline {what} / measured) + fixed {max(f1, f2):.1f} s = {m[st]:.1f} min")
     tok_docs = min(tokens_cfg["max_train_docs"], c["train_documents"])
     bytes_per_doc = tokens_cfg["bytes_per_doc"]
     bpe_rate = med(two, lambda r: min(tok_docs * bytes_per_doc, tokens_cfg["max_train_bytes"]) / r["stage_s"]["tokenizer"])
@@ -450,11 +438,15 @@ def main() -> None:
             small_parts = (f"documents.rows_per_file={ROWS_SMALL}",)
             mem = {"half": run_pipeline("mem_half", half["dir"], work, 2, False, small_parts),
                    "full": run_pipeline("mem_full", full["dir"], work, 2, False, small_parts)}
-            evals_s = eval_index_seconds()
-            b.record("inputs", {"full": full, "half": half})
-            b.record("runs", {"1core": one, "2cores": two, "array2": arr, "memory": mem})
-            b.record("eval_index_s", evals_s)
-            report(b, one, two, arr, mem, evals_s)
+            # What each stage costs whatever the size: the same runs on 2 files of TINY_RECORDS records.
+            tiny_in = build_inputs(work / "in_tiny", 2, TINY_RECORDS, templates, 60_000_000)
+            tiny: dict[str, list[dict]] = {"1core": [], "2cores": []}
+            for _ in range(3):
+                tiny["1core"].append(run_pipeline("tiny1", tiny_in["dir"], work, 1, True, timed))
+                tiny["2cores"].append(run_pipeline("tiny2", tiny_in["dir"], work, 2, False, timed))
+            b.record("inputs", {"full": full, "half": half, "tiny": tiny_in})
+            b.record("runs", {"1core": one, "2cores": two, "array2": arr, "memory": mem, "tiny": tiny})
+            report(b, one, two, arr, mem, tiny)
         finally:
             if args.work is None:
                 shutil.rmtree(work, ignore_errors=True)
@@ -466,7 +458,7 @@ def _short(r: dict) -> dict:
 
 
 def report(b: Bench, one: list[dict], two: list[dict], arr: list[dict], mem: dict[str, dict],
-           evals_s: dict[str, float]) -> None:
+           tiny: dict[str, list[dict]]) -> None:
     c = one[0]["counts"]
     print(f"\nrecords {c['parsed']:,}, kept {c['kept']:,} ({100 * c['kept'] / c['parsed']:.0f}%), duplicates "
           f"{c.get('duplicates', 0):,}, tokens {c['train_tokens'] + c['val_tokens']:,}")
@@ -507,9 +499,11 @@ def report(b: Bench, one: list[dict], two: list[dict], arr: list[dict], mem: dic
     tok_cfg = {**one[0]["tokenizer_cfg"], "bytes_per_doc": one[0]["text_bytes"] / max(1, c["kept"])}
     if {"max_train_docs", "max_train_bytes"} - set(tok_cfg):
         raise SystemExit(f"the prep config has no tokenizer.max_train_docs/max_train_bytes: {tok_cfg}")
-    print(f"evaluation sets: {evals_s['map']:.2f} s loaded with their n-gram table and fingerprint (once per map "
-          f"run), {evals_s['merge']:.2f} s loaded with their fingerprint (once in the merge)")
-    minutes, lines = projection(one, two, tok_cfg, evals_s)
+    fixed = {st: {k: median([r["stage_s"][st] for r in runs]) for k, runs in tiny.items()}
+             for st in ("map", "merge", "shards")}
+    print("fixed cost per stage (tiny runs of " + f"{tiny['1core'][0]['counts']['parsed']} records, 1 core / 2 cores): "
+          + ", ".join(f"{st} {v['1core']:.2f} / {v['2cores']:.2f} s" for st, v in fixed.items()))
+    minutes, lines = projection(one, two, tok_cfg, fixed)
     print(f"\nprojection: 2026 PubMed baseline ({BASELINE_FILES:,} files, ~{BASELINE_CITATIONS / 1e6:.0f}M citations) "
           f"on {NODE_CORES} cores")
     for line in lines:

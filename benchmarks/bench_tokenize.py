@@ -13,11 +13,12 @@ Cases, interleaved round by round (benchmarks/_stats.py), wall time:
   raw        Tokenizer.encode_batch on batches of 1,024 texts already in memory (ids left as lists)
   pipeline   data_prep's tokenize_to_shards (shards.processes=0, the default): read documents/*.parquet,
              encode_batch, uint16, write train/val .bin + .idx with checksums
-  pipeline2  the same with shards.processes=2
+  pipeline2  the same with shards.processes=2 (each worker reads and encodes whole row groups)
   pipeline_tiktoken  tokenize_to_shards with shards.encoder=tiktoken (data_prep/tokens/fast_encode.py:
              routing, NFC and prefix space in Python, tiktoken threads on every core), same bytes;
              it includes a fixed ~0.5 s a run (the Encoding from the vocabulary, and the safety net
              encoding the first 1,024 documents with both libraries): most of a --mb 2 run
+  pipeline_tiktoken2  the same with shards.processes=2 (what `workers=2` runs by default)
   tiktoken   tiktoken.Encoding.encode_ordinary_batch (one thread per core) on texts already prepared
 
 `pipeline` and `pipeline2` use shards.encoder=tokenizers (the encoder before tiktoken was the default).
@@ -100,7 +101,9 @@ def main() -> None:
                                  f"the {TOKENIZER_SAMPLE_BYTES / 1e6:.0f} MB sample is too small for that vocabulary")
             docs = corpus_texts(args.mb * 1e6)
             texts = [t for _, t in docs]
-            w = DocumentsWriter(tmp / "documents", 20_000, 10_000, "zstd")
+            # 1,024-document row groups: with processes > 0 a worker encodes one row group per job
+            # (production parts have 10,000), so a few MB of text still make several jobs.
+            w = DocumentsWriter(tmp / "documents", 20_000, 1_024, "zstd")
             for doc_id, text in docs:
                 w.add(Document(id=doc_id, text=text, source="bench", license="bench"), split_of(doc_id, 0.005))
             parts = w.close()
@@ -138,10 +141,12 @@ def main() -> None:
             raw()
             raw_cpu_rate = counts["raw"] / (time.process_time() - c0)
             secs = interleaved({"raw": raw, "pipeline": lambda: pipe(0), "pipeline2": lambda: pipe(2),
-                                "pipeline_tiktoken": lambda: pipe(0, "tiktoken"), "tiktoken": tiktok},
+                                "pipeline_tiktoken": lambda: pipe(0, "tiktoken"),
+                                "pipeline_tiktoken2": lambda: pipe(2, "tiktoken"), "tiktoken": tiktok},
                                args.repeats, args.warmup)
             n = counts["raw"]
-            if not counts["pipe0_tokenizers"] == counts["pipe2_tokenizers"] == counts["pipe0_tiktoken"] == n:
+            if not counts["pipe0_tokenizers"] == counts["pipe2_tokenizers"] == counts["pipe0_tiktoken"] \
+                    == counts["pipe2_tiktoken"] == n:
                 raise SystemExit(f"token counts differ: {counts}")
             if len(set(shard_sha.values())) != 1:
                 raise SystemExit("the shards differ between the encoders/process counts: " + ", ".join(shard_sha))
@@ -159,6 +164,8 @@ def main() -> None:
             b.ratio("pipeline with 2 processes / raw encode_batch", rate_ratios(secs["pipeline2"], secs["raw"]))
             b.ratio("pipeline_tiktoken / raw encode_batch", rate_ratios(secs["pipeline_tiktoken"], secs["raw"]))
             b.ratio("pipeline_tiktoken / pipeline", rate_ratios(secs["pipeline_tiktoken"], secs["pipeline"]))
+            b.ratio("pipeline_tiktoken2 / pipeline2 (2 processes each)",
+                    rate_ratios(secs["pipeline_tiktoken2"], secs["pipeline2"]))
             b.ratio("raw encode_batch / tiktoken (independent BPE)", rate_ratios(secs["raw"], secs["tiktoken"]))
             b.ratio("pipeline / tiktoken", rate_ratios(secs["pipeline"], secs["tiktoken"]))
         finally:

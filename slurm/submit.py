@@ -14,7 +14,7 @@ take. They are composed here first (so a typo fails now, not after a day in the 
             --cpus-per-task = data.num_workers + 1; slurm/pretrain.sbatch on one node,
             slurm/pretrain_multinode.sbatch on several. Log: <run_dir>/slurm-<jobid>.out.
   prep      prep_fetch.sbatch, then prep_map.sbatch as --array=0-(task.count-1) (afterok the
-            fetch), then prep_merge.sbatch (afterok the whole array); --cpus-per-task = workers.
+            fetch), then prep_merge.sbatch (afterok the whole array); --cpus-per-task = workers for both.
             Logs: <out_dir>/slurm/.
   refresh   one cycle of continued pretraining (docs/slurm.md): prep_append.sbatch (the source's
             new files -> the next generation of task.data_dir, every other setting from the corpus's
@@ -237,7 +237,8 @@ def plan_prep(overrides: Sequence[str], site_args: Sequence[str]) -> list[Submis
         Submission("map", [*common, f"--array=0-{count - 1}", f"--cpus-per-task={workers}",
                            f"--output={log_dir}/%x-%A_%a.out"],
                    SLURM_DIR / "prep_map.sbatch", overrides, depends_on="fetch", log_dir=log_dir, env=env),
-        Submission("merge", [*common, "--cpus-per-task=1", f"--output={log_dir}/%x-%j.out"],
+        # The reduce writes documents parts and encodes shards in `workers` processes too.
+        Submission("merge", [*common, f"--cpus-per-task={workers}", f"--output={log_dir}/%x-%j.out"],
                    SLURM_DIR / "prep_merge.sbatch", overrides, depends_on="map", log_dir=log_dir, env=env),
     ]
 

@@ -47,6 +47,7 @@ def test_prep_is_fetch_then_map_array_then_merge(tmp_path, dry_run):
     assert "prep_map.sbatch" in mapper and "--array=0-3" in mapper and "--cpus-per-task=2" in mapper
     assert "--dependency=afterok:$FETCH_JOB" in mapper
     assert "prep_merge.sbatch" in merge and "--dependency=afterok:$MAP_JOB" in merge
+    assert "--cpus-per-task=2" in merge  # documents parts and shards are written by `workers` processes
     # The templates set stage/task themselves; a user's task.count is not passed through twice.
     assert all("task.count" not in line for line in (fetch, mapper, merge))
 
