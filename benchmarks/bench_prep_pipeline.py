@@ -23,11 +23,12 @@ Runs, each `python -m data_prep source=local ...` in a fresh out_dir, rounds int
            of the merge's main process, and a part writer's memory per row
 Time per stage comes from the run's summary.json; memory from sampling the process tree
 (/proc VmRSS every 0.2 s for the stage it happens in, VmHWM for exact peaks; a child belongs to
-the stage it appeared in). The projection splits each stage into a serial and a parallel part
-from its times on 1 and 2 cores (Amdahl's law) and scales both by the baseline's size; what a
-stage costs whatever the size (eval sets, language model, worker pools, the tiktoken encoder) is
-measured by 1- and 2-core runs on 2 files of 50 records (3 each), taken out before scaling and
-added back once.
+the stage it appeared in). What a stage costs whatever the size (eval sets, language model,
+worker pools, the tiktoken encoder) is
+measured by 2-core runs on 2 files of 50 records (3), taken out before scaling and added back
+once. The projection does not extrapolate wall times: each stage's CPU time is split into the main
+process's (serial) and the worker processes' (parallel, divided by the cores), sampled from
+/proc/<pid>/stat (own and reaped children's ticks).
 """
 
 from __future__ import annotations
@@ -137,6 +138,19 @@ def _status_kb(pid: int, key: str) -> int | None:
     return None
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_ticks(pid: int) -> tuple[int, int] | None:
+    """(the process's own CPU ticks, its waited-for children's), from /proc/<pid>/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+
+
 def _children(pid: int) -> list[int]:
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
@@ -155,6 +169,7 @@ class TreeSampler:
         self.hwm_kb: dict[int, int] = {}
         self.first_seen: dict[int, float] = {}  # a child's stage is the one it appeared in
         self.timeline: list[tuple[float, int, int]] = []  # (time, roots' RSS kB, children's RSS kB)
+        self.cpu: list[tuple[float, int, int]] = []  # (time, roots' CPU ticks, children's CPU ticks, live or reaped)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -166,8 +181,16 @@ class TreeSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             now, root_rss, child_rss = time.time(), 0, 0
+            root_cpu, child_cpu = 0, 0
             for root in self.roots:
                 for pid in [root, *_children(root)]:
+                    ticks = _cpu_ticks(pid)
+                    if ticks is not None:
+                        if pid in self.roots:
+                            root_cpu += ticks[0]
+                            child_cpu += ticks[1]  # children that exited (the pools are joined)
+                        else:
+                            child_cpu += ticks[0]
                     rss = _status_kb(pid, "VmRSS:")
                     hwm = _status_kb(pid, "VmHWM:")
                     if rss is None:
@@ -179,6 +202,7 @@ class TreeSampler:
                     else:
                         child_rss += rss
             self.timeline.append((now, root_rss, child_rss))
+            self.cpu.append((now, root_cpu, child_cpu))
             self._stop.wait(self.interval)
 
     def stop(self) -> None:
@@ -189,6 +213,14 @@ class TreeSampler:
         """Highest sampled RSS (MB) of the roots (or all children together) within [t0, t1]."""
         vals = [(c if children else r) for t, r, c in self.timeline if t0 <= t <= t1]
         return max(vals, default=0) / 1024
+
+    def cpu_in(self, t0: float, t1: float) -> tuple[float, float]:
+        """CPU seconds of the roots and of their children within [t0, t1] (0.2 s sampling)."""
+        inside = [c for c in self.cpu if t0 - 0.1 <= c[0] <= t1 + 0.1]
+        if len(inside) < 2:
+            return 0.0, 0.0
+        (_, r0, c0), (_, r1, c1) = inside[0], inside[-1]
+        return (r1 - r0) / CLK_TCK, max(0, c1 - c0) / CLK_TCK
 
     def worker_peaks(self, window: tuple[float, float] | None = None) -> list[float]:
         """Peak RSS (MB) of each child process (started within `window`, when given)."""
@@ -258,6 +290,7 @@ def run_pipeline(label: str, inputs: str, work: Path, workers: int, one_core: bo
     r = {"label": label, "wall_s": wall, "stage_s": summary["stage_seconds"], "counts": summary["counts"],
          "main_peak_mb": sampler.root_peaks()[0],
          "main_stage_peak_mb": {k: sampler.peak_in(*w) for k, w in windows.items()},
+         "stage_cpu_s": {k: sampler.cpu_in(*w) for k, w in windows.items()},  # (main, workers)
          "worker_peaks_mb": sampler.worker_peaks()}
     # The map stage runs in the main process with one worker, in pool processes with more (the
     # merge forks its own pool to write documents parts: those children are not map workers).
@@ -320,20 +353,14 @@ def run_array(inputs: str, work: Path, count: int, extra: tuple[str, ...] = ()) 
 
 # ---- projection -------------------------------------------------------------------------------------
 
-def amdahl(t1: float, t2: float, cores: int) -> tuple[float, float, float]:
-    """(serial s, parallel s, time on `cores`) of a stage from its times on 1 and 2 cores:
-    t1 = S + P, t2 = S + P/2."""
-    p = min(max(0.0, 2 * (t1 - t2)), t1)
-    return t1 - p, p, (t1 - p) + p / cores
-
-
 def projection(one: list[dict], two: list[dict], tokens_cfg: dict,
                fixed: dict[str, dict[str, float]]) -> tuple[dict[str, float], list[str]]:
-    """Minutes per stage for the baseline on NODE_CORES cores: each stage's serial and parallel
-    parts from its times on 1 and 2 cores (Amdahl), scaled by the baseline's size. What a stage
-    costs whatever the size (loading the evaluation sets and the language model, starting worker
-    pools, building the tiktoken encoder) is measured by the tiny runs (`fixed`: stage -> {"1core",
-    "2cores"} seconds), taken out before scaling and added back once."""
+    """Minutes per stage for the baseline on NODE_CORES cores from the CPU time each stage spent in
+    the main process (serial work) and in worker processes (parallel work) on 2 cores, scaled by
+    the baseline's size; the workers are assumed to keep the per-core speed they had on 2 cores.
+    What a stage costs whatever the size (loading the evaluation sets and the language model,
+    starting worker pools, building the tiktoken encoder) is measured by the tiny runs (`fixed`:
+    stage -> wall, main and workers CPU seconds), taken out before scaling and added back once."""
     def med(runs, f):
         return median([f(r) for r in runs])
 
@@ -347,14 +374,19 @@ def projection(one: list[dict], two: list[dict], tokens_cfg: dict,
              "shards": tokens / (c["train_tokens"] + c["val_tokens"])}
     m, lines = {}, []
     for st, what in (("map", "records"), ("merge", "records"), ("shards", "tokens")):
-        f1, f2 = fixed[st]["1core"], fixed[st]["2cores"]
-        t1 = max(0.0, med(one, lambda r, st=st: r["stage_s"][st]) - f1)
-        t2 = max(0.0, med(two, lambda r, st=st: r["stage_s"][st]) - f2)
-        s_, p_, t16 = amdahl(t1, t2, NODE_CORES)
-        m[st] = (max(f1, f2) + t16 * scale[st]) / 60
-        lines.append(f"{st:<9} 1 core {t1:.1f} s, 2 cores {t2:.1f} s (less the fixed {f1:.1f} / {f2:.1f} s) -> serial "
-                     f"{s_:.2f} s + parallel {p_:.1f} s; on {NODE_CORES}: {s_:.2f} + {p_:.1f}/{NODE_CORES} = {t16:.2f} s "
-                     f"x {scale[st]:,.0f} (baseline {what} / measured) + fixed {max(f1, f2):.1f} s = {m[st]:.1f} min")
+        f = fixed[st]
+        main = max(0.0, med(two, lambda r, st=st: r["stage_cpu_s"][st][0]) - f["main"])
+        workers = max(0.0, med(two, lambda r, st=st: r["stage_cpu_s"][st][1]) - f["workers"])
+        piped = st == "shards"  # the workers encode while the main process writes: the slower one sets the pace
+        t2_model = f["wall"] + (max(main, workers / 2) if piped else main + workers / 2)
+        t16 = max(main, workers / NODE_CORES) if piped else main + workers / NODE_CORES
+        m[st] = (f["wall"] + t16 * scale[st]) / 60
+        op = "max" if piped else "+"
+        lines.append(f"{st:<9} CPU s on 2 cores, less the fixed cost: main process {main:.2f} (serial), workers "
+                     f"{workers:.1f} (parallel) [2-core wall: model {t2_model:.1f} s, measured "
+                     f"{med(two, lambda r, st=st: r['stage_s'][st]):.1f} s]; on {NODE_CORES}: {main:.2f} {op} "
+                     f"{workers:.1f}/{NODE_CORES} = {t16:.2f} s x {scale[st]:,.0f} (baseline {what} / measured) + "
+                     f"fixed {f['wall']:.1f} s = {m[st]:.1f} min")
     tok_docs = min(tokens_cfg["max_train_docs"], c["train_documents"])
     bytes_per_doc = tokens_cfg["bytes_per_doc"]
     bpe_rate = med(two, lambda r: min(tok_docs * bytes_per_doc, tokens_cfg["max_train_bytes"]) / r["stage_s"]["tokenizer"])
@@ -365,8 +397,8 @@ def projection(one: list[dict], two: list[dict], tokens_cfg: dict,
                     f"(measured on {os.cpu_count()} cores; no credit for more: merges are sequential) = {m['tokenizer']:.1f} min")
     m["total"] = m["map"] + m["merge"] + m["tokenizer"] + m["shards"]
     lines.append(f"total     {m['total']:.1f} min (goal < {GOAL_MIN} min; download not included; {kept / 1e6:.1f}M kept "
-                 f"documents, {tokens / 1e9:.2f}B tokens; the serial part measured from 1 to 2 cores is assumed to "
-                 f"stay serial and the parallel part to divide by {NODE_CORES})")
+                 f"documents, {tokens / 1e9:.2f}B tokens; assumes {NODE_CORES} workers each keep the per-core speed "
+                 f"measured on 2 cores)")
     return m, lines
 
 
@@ -440,9 +472,8 @@ def main() -> None:
                    "full": run_pipeline("mem_full", full["dir"], work, 2, False, small_parts)}
             # What each stage costs whatever the size: the same runs on 2 files of TINY_RECORDS records.
             tiny_in = build_inputs(work / "in_tiny", 2, TINY_RECORDS, templates, 60_000_000)
-            tiny: dict[str, list[dict]] = {"1core": [], "2cores": []}
+            tiny: dict[str, list[dict]] = {"2cores": []}
             for _ in range(3):
-                tiny["1core"].append(run_pipeline("tiny1", tiny_in["dir"], work, 1, True, timed))
                 tiny["2cores"].append(run_pipeline("tiny2", tiny_in["dir"], work, 2, False, timed))
             b.record("inputs", {"full": full, "half": half, "tiny": tiny_in})
             b.record("runs", {"1core": one, "2cores": two, "array2": arr, "memory": mem, "tiny": tiny})
@@ -499,10 +530,18 @@ def report(b: Bench, one: list[dict], two: list[dict], arr: list[dict], mem: dic
     tok_cfg = {**one[0]["tokenizer_cfg"], "bytes_per_doc": one[0]["text_bytes"] / max(1, c["kept"])}
     if {"max_train_docs", "max_train_bytes"} - set(tok_cfg):
         raise SystemExit(f"the prep config has no tokenizer.max_train_docs/max_train_bytes: {tok_cfg}")
-    fixed = {st: {k: median([r["stage_s"][st] for r in runs]) for k, runs in tiny.items()}
+    fixed = {st: {"wall": median([r["stage_s"][st] for r in tiny["2cores"]]),
+                  "main": median([r["stage_cpu_s"][st][0] for r in tiny["2cores"]]),
+                  "workers": median([r["stage_cpu_s"][st][1] for r in tiny["2cores"]])}
              for st in ("map", "merge", "shards")}
-    print("fixed cost per stage (tiny runs of " + f"{tiny['1core'][0]['counts']['parsed']} records, 1 core / 2 cores): "
-          + ", ".join(f"{st} {v['1core']:.2f} / {v['2cores']:.2f} s" for st, v in fixed.items()))
+    print("fixed cost per stage (2-core runs on " + f"{tiny['2cores'][0]['counts']['parsed']} records; wall s, CPU s "
+          "main / workers): " + ", ".join(f"{st} {v['wall']:.2f} s ({v['main']:.2f} / {v['workers']:.2f})"
+                                          for st, v in fixed.items()))
+    for st in ("map", "merge", "shards"):  # per-core speed: all CPU on 1 core against all CPU on 2
+        cpu1 = median([sum(r["stage_cpu_s"][st]) for r in one])
+        cpu2 = median([sum(r["stage_cpu_s"][st]) for r in two])
+        print(f"{st}: CPU s for the whole stage on 1 core {cpu1:.1f}, on 2 cores {cpu2:.1f} ({cpu2 / max(cpu1, 1e-9):.2f}x: "
+              "contention and process overhead)")
     minutes, lines = projection(one, two, tok_cfg, fixed)
     print(f"\nprojection: 2026 PubMed baseline ({BASELINE_FILES:,} files, ~{BASELINE_CITATIONS / 1e6:.0f}M citations) "
           f"on {NODE_CORES} cores")
