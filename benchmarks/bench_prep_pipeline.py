@@ -419,13 +419,17 @@ def merge_memory_growth(mem: dict[str, dict], timed: list[dict], writers: int) -
     big = [r["part_writer_peak_mb"] for r in timed if r.get("part_writer_peak_mb")]
     if not small or not big:
         return slope, main_gb, text + "; part writers not observed"
+    # A writer is forked from the main process: its RSS counts the pages it shares with it. What it
+    # adds is what grows with its part (per row), plus what it holds above the main at the smallest part.
     per_row = max(0.0, median(big) - small) / (ROWS_TIMED - ROWS_SMALL)
-    writer_gb = (small + per_row * (ROWS_DEFAULT - ROWS_SMALL)) / 1024
-    total = main_gb + writers * writer_gb
+    own_mb = max(0.0, small - mb) + per_row * ROWS_DEFAULT
+    total = main_gb + writers * own_mb / 1024
     return slope, total, text + (
-        f"; a part writer: {small:,.0f} MB with {ROWS_SMALL:,}-row parts, {median(big):,.0f} MB with {ROWS_TIMED:,}-row "
-        f"parts -> {1024 * per_row:,.1f} kB per row: {writer_gb:.2f} GB with the default {ROWS_DEFAULT:,}-row parts; "
-        f"merge total on {writers} cores: {main_gb:.1f} + {writers} x {writer_gb:.2f} = {total:.1f} GB")
+        f"; a part writer (forked: its RSS includes pages shared with the main process): {small:,.0f} MB with "
+        f"{ROWS_SMALL:,}-row parts, {median(big):,.0f} MB with {ROWS_TIMED:,}-row parts -> {1024 * per_row:,.1f} kB "
+        f"per row, {max(0.0, small - mb):,.0f} MB above the main process: {own_mb / 1024:.2f} GB of its own with the "
+        f"default {ROWS_DEFAULT:,}-row parts; merge stage on {writers} cores: {main_gb:.1f} + {writers} x "
+        f"{own_mb / 1024:.2f} = {total:.1f} GB")
 
 
 # ---- main ---------------------------------------------------------------------------------------
@@ -435,8 +439,17 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=8)
     ap.add_argument("--records-per-file", type=int, default=15_000)
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    ap.add_argument("--report", type=Path, default=None,
+                    help="print the report again from a --json file of an earlier run (no measuring)")
     add_common_args(ap, repeats=3, warmup=0)
     args = ap.parse_args()
+    if args.report is not None:
+        saved = json.loads(args.report.read_text())
+        runs = saved["values"]["runs"]
+        print(f"report of {args.report} (measured with {' '.join(saved['argv'])}; machine load then: {saved['load']})")
+        report(Bench("bench_prep_pipeline", None), runs["1core"], runs["2cores"], runs["array2"], runs["memory"],
+               runs["tiny"])
+        return
     if (os.cpu_count() or 1) < 2:
         raise SystemExit("needs at least 2 CPUs (it measures 1 against 2)")
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_prep_"))

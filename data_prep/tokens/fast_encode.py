@@ -1,6 +1,6 @@
 """tiktoken as a faster encoder for data_prep's own byte-level BPE, giving the same ids.
 
-tiktoken (an independent BPE implementation, 3.7x as fast as `Tokenizer.encode_batch` on the same
+tiktoken (an independent BPE implementation, 3.3-3.7x as fast as `Tokenizer.encode_batch` on the same
 texts in benchmarks/bench_tokenize.py) produces the ids of a `tokenizers` BPE when it is given
   - the same vocabulary as ranks, rank = id, which orders merges as `tokenizers` does only when
     every merge's result has a higher id than the previous merge's (BpeTrainer numbers them so),
